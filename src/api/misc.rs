@@ -1,0 +1,202 @@
+//! Departments, the public progress look-up, the calendar check, health.
+
+use actix_web::{HttpResponse, web};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::AppState;
+use super::auth::Caller;
+use super::error::ApiError;
+use super::views::ts;
+use crate::domain::calendar::WorkingDuration;
+use crate::domain::types::{DepartmentCode, DepartmentKind, Role, TicketNo};
+use crate::store::entities::department;
+
+fn department_json(d: &department::Model) -> serde_json::Value {
+    json!({"id": d.id, "code": d.code, "name": d.name, "kind": d.kind, "email": d.email,
+           "created_at": ts(d.created_at)})
+}
+
+pub async fn list_departments(
+    _caller: Caller,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let items: Vec<_> = state
+        .store
+        .list_departments()
+        .await?
+        .iter()
+        .map(department_json)
+        .collect();
+    let total = items.len();
+    Ok(HttpResponse::Ok().json(json!({"items": items, "total": total, "page": 1, "per_page": total})))
+}
+
+#[derive(Deserialize)]
+pub struct NewDepartment {
+    code: String,
+    name: String,
+    kind: DepartmentKind,
+    #[serde(default)]
+    email: Option<String>,
+}
+
+pub async fn create_department(
+    caller: Caller,
+    state: web::Data<AppState>,
+    body: web::Json<NewDepartment>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(&[Role::Admin])?;
+    let b = body.into_inner();
+    let mut errors = Vec::new();
+    let code = DepartmentCode::parse(b.code.trim()).map_err(|e| errors.push(format!("`code`: {e}")));
+    let name = b.name.trim();
+    if name.is_empty() || name.chars().count() > 100 {
+        errors.push("`name` must be 1–100 characters".into());
+    }
+    let email = b.email.as_deref().map(str::trim).filter(|e| !e.is_empty());
+    if email.is_some_and(|e| !e.contains('@') || e.len() > 254) {
+        errors.push("`email` is not an e-mail address".into());
+    }
+    let code = match code {
+        Ok(c) if errors.is_empty() => c,
+        _ => return Err(ApiError::validation_many(errors)),
+    };
+    let d = state
+        .store
+        .create_department(code.as_str(), name, b.kind.as_str(), email, Utc::now())
+        .await?;
+    Ok(HttpResponse::Created().json(department_json(&d)))
+}
+
+#[derive(Deserialize)]
+pub struct CodeQuery {
+    code: Option<String>,
+}
+
+/// Progress for the citizen: state, reply and dates, no personal data. A
+/// wrong number or code is the same 404, so codes cannot be probed apart.
+pub async fn public_ticket(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    q: web::Query<CodeQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let no = TicketNo::parse(path.trim()).ok_or_else(ApiError::not_found)?;
+    let code = q.code.as_deref().map(str::trim).unwrap_or_default().to_ascii_uppercase();
+    if code.is_empty() {
+        return Err(ApiError::validation("`code` (the 6-character query code) is required"));
+    }
+    let t = state
+        .store
+        .ticket_by_no(no.as_str())
+        .await?
+        .filter(|t| constant_eq(t.query_code.as_bytes(), code.as_bytes()))
+        .ok_or_else(ApiError::not_found)?;
+    let dept = match &t.department {
+        Some(d) => state.store.department(d).await?.map(|d| d.name),
+        None => None,
+    };
+    Ok(HttpResponse::Ok().json(json!({
+        "ticket_no": t.ticket_no,
+        "state": t.state,
+        "resolution": t.resolution,
+        "category": t.category,
+        "department": dept,
+        "created_at": ts(t.created_at),
+        "dispatched_at": t.dispatched_at.map(ts),
+        "reply_due_at": t.reply_due_at.map(ts),
+        "replied_at": t.replied_at.map(ts),
+        "closed_at": t.closed_at.map(ts),
+        "reply": t.reply_content,
+    })))
+}
+
+fn constant_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[derive(Deserialize)]
+pub struct DueQuery {
+    from: Option<String>,
+    working_days: Option<String>,
+    working_hours: Option<String>,
+    hours: Option<String>,
+}
+
+/// `GET /api/v1/calendar/due`: the deadline arithmetic, open to anyone.
+pub async fn due(state: web::Data<AppState>, q: web::Query<DueQuery>) -> Result<HttpResponse, ApiError> {
+    let q = q.into_inner();
+    let from = q
+        .from
+        .as_deref()
+        .ok_or_else(|| ApiError::validation("`from` (RFC 3339) is required"))
+        .and_then(|f| {
+            DateTime::parse_from_rfc3339(f.trim())
+                .map_err(|_| ApiError::validation("`from` must be an RFC 3339 timestamp with offset"))
+        })?
+        .with_timezone(&Utc);
+    let given: Vec<(&str, &String)> = [
+        ("working_days", &q.working_days),
+        ("working_hours", &q.working_hours),
+        ("hours", &q.hours),
+    ]
+    .into_iter()
+    .filter_map(|(k, v)| v.as_ref().map(|v| (k, v)))
+    .collect();
+    let [(kind, value)] = given[..] else {
+        return Err(ApiError::validation(
+            "give exactly one of `working_days`, `working_hours`, `hours`",
+        ));
+    };
+    let n: u32 = value
+        .trim()
+        .parse()
+        .ok()
+        .filter(|n| *n <= 100_000)
+        .ok_or_else(|| ApiError::validation(format!("`{kind}` must be a whole number 0–100000")))?;
+    let d = match kind {
+        "working_days" => WorkingDuration::WorkingDays(n),
+        "working_hours" => WorkingDuration::WorkingMinutes(i64::from(n) * 60),
+        _ => WorkingDuration::Natural {
+            minutes: i64::from(n) * 60,
+        },
+    };
+    let due = state.calendar.due(from, d);
+    Ok(HttpResponse::Ok().json(json!({
+        "from": ts(from),
+        kind: n,
+        "due_at": ts(due),
+    })))
+}
+
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(json!({"status": "ok"}))
+}
+
+pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    let db = match tokio::time::timeout(std::time::Duration::from_secs(2), state.store.ping()).await {
+        Ok(Ok(())) => json!({"status": "ok", "backend": format!("{:?}", state.store.backend()).to_lowercase()}),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "readiness: database check failed");
+            json!({"status": "error", "error": e.to_string()})
+        }
+        Err(_) => json!({"status": "error", "error": "timed out after 2 s"}),
+    };
+    let ok = db["status"] == "ok";
+    let redis = if state.settings.redis.url.is_empty() {
+        json!({"status": "not_configured"})
+    } else {
+        json!({"status": "not_checked"})
+    };
+    let body = json!({
+        "status": if ok { "ready" } else { "not_ready" },
+        "checks": {"database": db, "redis": redis},
+        "calendar_years": state.calendar.known_years(),
+    });
+    if ok {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable().json(body)
+    }
+}

@@ -1,0 +1,178 @@
+//! HTTP API v1: routes, shared state, and the guards that turn every bad
+//! request into problem+json with a stable `code`.
+
+pub mod auth;
+pub mod error;
+pub mod misc;
+pub mod openapi;
+pub mod tickets;
+pub mod views;
+
+use actix_web::body::{BoxBody, EitherBody, MessageBody};
+use actix_web::dev::ServiceResponse;
+use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::middleware::{ErrorHandlerResponse, ErrorHandlers};
+use actix_web::{HttpRequest, web};
+
+use crate::config::Settings;
+use crate::domain::calendar::Calendar;
+use crate::store::Store;
+use crate::store::intake::Intake;
+use error::{ApiError, problem};
+
+/// Everything a request handler may need, built once at start-up.
+pub struct AppState {
+    pub settings: Settings,
+    pub store: Store,
+    pub calendar: Calendar,
+    pub intake: Intake,
+    pub tokens: auth::TokenCache,
+}
+
+pub const MAX_BODY: usize = 1024 * 1024;
+
+fn json_error(err: JsonPayloadError, _req: &HttpRequest) -> actix_web::Error {
+    let e = match &err {
+        JsonPayloadError::OverflowKnownLength { .. } | JsonPayloadError::Overflow { .. } => {
+            ApiError::new("payload_too_large", "the body is larger than 1 MiB")
+        }
+        JsonPayloadError::ContentType => {
+            ApiError::new("unsupported_media_type", "send the body as application/json")
+        }
+        JsonPayloadError::Deserialize(de) if de.is_data() => ApiError::validation(de.to_string()),
+        JsonPayloadError::Deserialize(de) => {
+            ApiError::new("malformed_json", format!("the body is not valid JSON: {de}"))
+        }
+        other => ApiError::new("malformed_json", other.to_string()),
+    };
+    e.into()
+}
+
+fn query_error(err: QueryPayloadError, _req: &HttpRequest) -> actix_web::Error {
+    ApiError::validation(format!("bad query string: {err}")).into()
+}
+
+fn path_error(_err: PathError, _req: &HttpRequest) -> actix_web::Error {
+    ApiError::not_found().into()
+}
+
+/// Extractor settings: 1 MiB bodies, JSON accepted without a content type,
+/// and problem+json for every parse failure.
+pub fn extractor_config(cfg: &mut web::ServiceConfig) {
+    cfg.app_data(
+        web::JsonConfig::default()
+            .limit(MAX_BODY)
+            .content_type_required(false)
+            .error_handler(json_error),
+    )
+    .app_data(web::QueryConfig::default().error_handler(query_error))
+    .app_data(web::PathConfig::default().error_handler(path_error))
+    .app_data(web::PayloadConfig::default().limit(MAX_BODY));
+}
+
+/// Rewrites error responses that did not come from our handlers (unknown
+/// paths, wrong methods, actix's own refusals) into problem+json.
+pub fn problem_errors<B: MessageBody + 'static>() -> ErrorHandlers<B> {
+    ErrorHandlers::new().default_handler(|res: ServiceResponse<B>| {
+        let is_problem = res
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .is_some_and(|v| v == HeaderValue::from_static("application/problem+json"));
+        if is_problem {
+            return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
+        }
+        let status = res.status();
+        let code = match status.as_u16() {
+            400 => "bad_request",
+            401 => "unauthorized",
+            403 => "forbidden",
+            404 => "not_found",
+            405 => "method_not_allowed",
+            413 => "payload_too_large",
+            415 => "unsupported_media_type",
+            429 => "rate_limited",
+            503 | 502 | 504 => "unavailable",
+            s if s >= 500 => "internal",
+            _ => "bad_request",
+        };
+        let detail = match code {
+            "not_found" => "no such resource".to_owned(),
+            "method_not_allowed" => "this path does not take that method".to_owned(),
+            _ => status.canonical_reason().unwrap_or("error").to_owned(),
+        };
+        let (req, _) = res.into_parts();
+        let resp: actix_web::HttpResponse<BoxBody> = problem(code, &detail, &[]);
+        let res: ServiceResponse<EitherBody<B, BoxBody>> =
+            ServiceResponse::new(req, resp).map_into_right_body();
+        Ok(ErrorHandlerResponse::Response(res))
+    })
+}
+
+async fn not_found() -> Result<actix_web::HttpResponse, ApiError> {
+    Err(ApiError::not_found())
+}
+
+async fn method_not_allowed() -> Result<actix_web::HttpResponse, ApiError> {
+    Err(ApiError::new(
+        "method_not_allowed",
+        "this path does not take that method",
+    ))
+}
+
+/// Registers a resource whose other methods answer 405 problem+json.
+fn resource(path: &str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(method_not_allowed))
+}
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    use actix_web::web::{get, post};
+    cfg.service(resource("/healthz").route(get().to(misc::healthz)))
+        .service(resource("/readyz").route(get().to(misc::readyz)))
+        .service(resource("/api/openapi.json").route(get().to(openapi::document)))
+        .service(resource("/api/docs").route(get().to(openapi::docs_page)))
+        .service(
+            web::scope("/api/v1")
+                .service(resource("/auth/login").route(post().to(auth::login)))
+                .service(resource("/auth/me").route(get().to(auth::me)))
+                .service(
+                    resource("/users")
+                        .route(post().to(auth::create_user))
+                        .route(get().to(auth::list_users)),
+                )
+                .service(
+                    resource("/departments")
+                        .route(get().to(misc::list_departments))
+                        .route(post().to(misc::create_department)),
+                )
+                .service(resource("/calendar/due").route(get().to(misc::due)))
+                .service(resource("/access-log").route(get().to(tickets::access_log)))
+                .service(
+                    resource("/public/tickets/{ticket_no}").route(get().to(misc::public_ticket)),
+                )
+                .service(
+                    resource("/tickets")
+                        .route(post().to(tickets::create))
+                        .route(get().to(tickets::list)),
+                )
+                .service(resource("/tickets/{id}").route(get().to(tickets::get)))
+                .service(resource("/tickets/{id}/dispatch").route(post().to(tickets::dispatch)))
+                .service(resource("/tickets/{id}/sign").route(post().to(tickets::sign)))
+                .service(resource("/tickets/{id}/return").route(post().to(tickets::return_ticket)))
+                .service(
+                    resource("/tickets/{id}/extensions")
+                        .route(post().to(tickets::request_extension)),
+                )
+                .service(
+                    resource("/tickets/{id}/extensions/{ext_id}/decision")
+                        .route(post().to(tickets::decide_extension)),
+                )
+                .service(resource("/tickets/{id}/reply").route(post().to(tickets::reply)))
+                .service(resource("/tickets/{id}/callback").route(post().to(tickets::callback)))
+                .service(resource("/tickets/{id}/close").route(post().to(tickets::close)))
+                .service(resource("/tickets/{id}/merge").route(post().to(tickets::merge)))
+                .service(resource("/tickets/{id}/notes").route(post().to(tickets::note)))
+                .service(resource("/tickets/{id}/reveal").route(post().to(tickets::reveal))),
+        )
+        .default_service(web::to(not_found));
+}

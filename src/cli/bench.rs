@@ -1,0 +1,159 @@
+//! `hotline bench intake`: registers tickets over HTTP against a running
+//! server at N concurrent connections, prints tickets/s, p50 and p99, and
+//! counts the rows in the database to prove none was lost.
+
+use std::time::{Duration, Instant};
+
+use clap::Subcommand;
+use serde_json::{Value, json};
+
+use crate::config::Settings;
+use crate::startup::StartupError;
+use crate::store::Store;
+
+#[derive(Subcommand, Debug)]
+pub enum BenchCommand {
+    /// Ticket registration over HTTP.
+    Intake {
+        /// Base URL of a running `hotline serve`.
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        url: String,
+        /// An admin account, used to create the benchmark's agent.
+        #[arg(long, default_value = "admin")]
+        username: String,
+        #[arg(long, env = "HOTLINE_ADMIN_PASSWORD")]
+        password: String,
+        /// Tickets to register (after a warm-up of 2% of them).
+        #[arg(long, default_value_t = 20_000)]
+        requests: usize,
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+    },
+}
+
+fn err(e: impl std::fmt::Display) -> StartupError {
+    StartupError::Bootstrap(e.to_string())
+}
+
+async fn post(client: &awc::Client, url: &str, token: Option<&str>, body: &Value) -> Result<(u16, Value), StartupError> {
+    let mut req = client.post(url).timeout(Duration::from_secs(30));
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let mut res = req.send_json(body).await.map_err(err)?;
+    let status = res.status().as_u16();
+    let v = res.json::<Value>().limit(4 << 20).await.unwrap_or(Value::Null);
+    Ok((status, v))
+}
+
+pub async fn run(settings: &Settings, cmd: BenchCommand) -> Result<(), StartupError> {
+    let BenchCommand::Intake {
+        url,
+        username,
+        password,
+        requests,
+        concurrency,
+    } = cmd;
+    let client = awc::Client::default();
+    let (s, login) = post(&client, &format!("{url}/api/v1/auth/login"), None, &json!({"username": username, "password": password})).await?;
+    if s != 200 {
+        return Err(err(format!("admin login failed ({s}): {login}")));
+    }
+    let admin = login["token"].as_str().unwrap_or_default().to_owned();
+    let agent = format!("bench_{}", std::process::id());
+    let agent_pw = format!("pw-{}-{}", std::process::id(), chrono::Utc::now().timestamp());
+    let (s, body) = post(&client, &format!("{url}/api/v1/users"), Some(&admin), &json!({"username": agent, "password": agent_pw, "role": "agent"})).await?;
+    if s != 201 && s != 409 {
+        return Err(err(format!("creating the bench agent failed ({s}): {body}")));
+    }
+    let (_, login) = post(&client, &format!("{url}/api/v1/auth/login"), None, &json!({"username": agent, "password": agent_pw})).await?;
+    let token = login["token"].as_str().unwrap_or_default().to_owned();
+
+    let store = Store::connect(&settings.database_url(), 2).await?;
+    let before = store.count_tickets().await?;
+
+    let warmup = (requests / 50).max(concurrency);
+    let (_, ok_w, _) = drive(&url, &token, warmup, concurrency).await;
+    let started = Instant::now();
+    let (mut lat, ok, failed) = drive(&url, &token, requests, concurrency).await;
+    let secs = started.elapsed().as_secs_f64();
+    lat.sort_unstable();
+    let pct = |p: f64| -> f64 {
+        if lat.is_empty() {
+            return 0.0;
+        }
+        let i = ((lat.len() as f64 * p).ceil() as usize).clamp(1, lat.len()) - 1;
+        lat[i].as_secs_f64() * 1000.0
+    };
+    let after = store.count_tickets().await?;
+    let stored = after - before;
+    let acked = (ok + ok_w) as u64;
+    println!(
+        "intake backend={} concurrency={concurrency} tickets={ok} failed={failed} seconds={secs:.2} rate={:.0}/s p50={:.2}ms p99={:.2}ms",
+        format!("{:?}", store.backend()).to_lowercase(),
+        ok as f64 / secs,
+        pct(0.50),
+        pct(0.99),
+    );
+    println!(
+        "intake check: acknowledged={acked} (incl. {ok_w} warm-up) stored={stored} lost={}",
+        acked.saturating_sub(stored)
+    );
+    if stored < acked {
+        return Err(err("tickets acknowledged with 201 are missing from the database"));
+    }
+    Ok(())
+}
+
+/// `n` registrations over `concurrency` connections; latencies of the 201s.
+async fn drive(url: &str, token: &str, n: usize, concurrency: usize) -> (Vec<Duration>, usize, usize) {
+    let mut handles = Vec::new();
+    for w in 0..concurrency {
+        let share = n / concurrency + usize::from(w < n % concurrency);
+        let url = format!("{url}/api/v1/tickets");
+        let token = token.to_owned();
+        handles.push(actix_web::rt::spawn(async move {
+            let client = awc::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .finish();
+            let mut lat = Vec::with_capacity(share);
+            let mut failed = 0;
+            for i in 0..share {
+                let category = ["complaint", "consult", "help", "report"][i % 4];
+                let body = json!({
+                    "channel": "hotline",
+                    "category": category,
+                    "urgency": "normal",
+                    "title": "小区门口路灯不亮",
+                    "content": format!("市民来电反映：小区门口路灯连续多日不亮，夜间出行不便，请尽快维修。({w}-{i})"),
+                    "citizen": {"name": "测试", "phone": format!("139{:08}", (w * 1_000_000 + i) % 100_000_000)},
+                    "district": "donghu",
+                });
+                let t0 = Instant::now();
+                let res = client.post(&url).bearer_auth(&token).send_json(&body).await;
+                match res {
+                    Ok(mut r) if r.status().as_u16() == 201 => {
+                        let _ = r.body().await;
+                        lat.push(t0.elapsed());
+                    }
+                    Ok(mut r) => {
+                        failed += 1;
+                        let _ = r.body().await;
+                    }
+                    Err(_) => failed += 1,
+                }
+            }
+            (lat, failed)
+        }));
+    }
+    let mut all = Vec::with_capacity(n);
+    let mut failed = 0;
+    for h in handles {
+        if let Ok((l, f)) = h.await {
+            all.extend(l);
+            failed += f;
+        }
+    }
+    let ok = all.len();
+    (all, ok, failed)
+}

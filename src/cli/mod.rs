@@ -1,0 +1,4 @@
+//! Command-line work beyond `serve`: demo data and benchmarks.
+
+pub mod bench;
+pub mod demo;

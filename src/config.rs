@@ -1,0 +1,332 @@
+//! Configuration: `config/default.toml` (also compiled in, so the binary runs
+//! anywhere), then `config/<HOTLINE_ENV>.toml`, then `HOTLINE__SECTION__KEY`
+//! environment variables. Parsed and checked once, here.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::domain::calendar::{self, Calendar, WorkInterval};
+use crate::domain::sla::SlaPolicy;
+
+const EMBEDDED_DEFAULT: &str = include_str!("../config/default.toml");
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Environment {
+    Development,
+    Test,
+    Production,
+}
+
+impl Environment {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        match std::env::var("HOTLINE_ENV").as_deref() {
+            Err(_) | Ok("") | Ok("development") => Ok(Environment::Development),
+            Ok("test") => Ok(Environment::Test),
+            Ok("production") => Ok(Environment::Production),
+            Ok(other) => Err(ConfigError::Invalid {
+                key: "HOTLINE_ENV".into(),
+                message: format!(
+                    "`{other}` is not one of development, test, production"
+                ),
+            }),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Environment::Development => "development",
+            Environment::Test => "test",
+            Environment::Production => "production",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Load(#[from] config::ConfigError),
+    #[error("configuration key `{key}`: {message}")]
+    Invalid { key: String, message: String },
+}
+
+fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.into(),
+        message: message.into(),
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    pub data_dir: PathBuf,
+    pub catalogue: PathBuf,
+    pub server: ServerSettings,
+    pub database: DatabaseSettings,
+    pub redis: RedisSettings,
+    pub mail: MailSettings,
+    pub channels: ChannelSettings,
+    pub open311: Open311Settings,
+    pub auth: AuthSettings,
+    pub calendar: CalendarSettings,
+    pub sla: SlaPolicy,
+    pub stats: StatsSettings,
+    #[serde(skip, default = "default_env")]
+    pub env: Environment,
+}
+
+fn default_env() -> Environment {
+    Environment::Development
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ServerSettings {
+    pub host: String,
+    pub port: u16,
+    pub base_url: String,
+    pub workers: usize,
+    pub request_timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct DatabaseSettings {
+    pub url: String,
+    pub max_connections: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct RedisSettings {
+    pub url: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct MailSettings {
+    pub smtp_url: String,
+    pub from: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ChannelSettings {
+    pub wenzheng: WenzhengSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct WenzhengSettings {
+    pub secret: String,
+    pub reply_url: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Open311Settings {
+    pub api_key: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct AuthSettings {
+    pub token_ttl_hours: i64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct CalendarSettings {
+    pub dir: PathBuf,
+    pub hours: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct StatsSettings {
+    pub basically_satisfied_counts: bool,
+}
+
+impl Settings {
+    /// Loads the layered configuration from `config_dir` (default `config`,
+    /// or `HOTLINE_CONFIG_DIR`) and the process environment.
+    pub fn load() -> Result<Settings, ConfigError> {
+        let dir = std::env::var_os("HOTLINE_CONFIG_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("config"));
+        Self::load_from(&dir, Environment::from_env()?, &[])
+    }
+
+    /// Like `load`, plus explicit overrides (`("server.port", "0")`), used by
+    /// tests and the CLI.
+    pub fn load_from(
+        dir: &Path,
+        env: Environment,
+        overrides: &[(&str, &str)],
+    ) -> Result<Settings, ConfigError> {
+        let mut b = config::Config::builder()
+            .add_source(config::File::from_str(
+                EMBEDDED_DEFAULT,
+                config::FileFormat::Toml,
+            ))
+            .add_source(config::File::from(dir.join("default.toml")).required(false))
+            .add_source(
+                config::File::from(dir.join(format!("{}.toml", env.as_str()))).required(false),
+            )
+            .add_source(
+                config::Environment::with_prefix("HOTLINE")
+                    .prefix_separator("__")
+                    .separator("__"),
+            );
+        if let Ok(url) = std::env::var("DATABASE_URL") {
+            if std::env::var_os("HOTLINE__DATABASE__URL").is_none() {
+                b = b.set_override("database.url", url)?;
+            }
+        }
+        for (k, v) in overrides {
+            b = b.set_override(*k, *v)?;
+        }
+        let mut s: Settings = b.build()?.try_deserialize()?;
+        s.env = env;
+        // Relative paths that point into the repository fall back to the
+        // directory the configuration came from.
+        for p in [&mut s.catalogue, &mut s.calendar.dir] {
+            if p.is_relative() && !p.exists() {
+                if let Some(parent) = dir.parent() {
+                    let alt = parent.join(&*p);
+                    if alt.exists() {
+                        *p = alt;
+                    }
+                }
+            }
+        }
+        s.validate()?;
+        Ok(s)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let url = &self.database.url;
+        if !(url.is_empty()
+            || url.starts_with("sqlite:")
+            || url.starts_with("postgres://")
+            || url.starts_with("postgresql://"))
+        {
+            return Err(invalid(
+                "database.url",
+                "must be empty (SQLite in data_dir), sqlite:… or postgres://…",
+            ));
+        }
+        if self.database.max_connections == 0 {
+            return Err(invalid("database.max_connections", "must be at least 1"));
+        }
+        if !(self.redis.url.is_empty()
+            || self.redis.url.starts_with("redis://")
+            || self.redis.url.starts_with("rediss://"))
+        {
+            return Err(invalid("redis.url", "must be empty or redis://…"));
+        }
+        if !(self.mail.smtp_url.is_empty()
+            || self.mail.smtp_url.starts_with("smtp://")
+            || self.mail.smtp_url.starts_with("smtps://"))
+        {
+            return Err(invalid("mail.smtp_url", "must be empty or smtp(s)://…"));
+        }
+        let reply = &self.channels.wenzheng.reply_url;
+        if !(reply.is_empty() || reply.starts_with("http://") || reply.starts_with("https://")) {
+            return Err(invalid(
+                "channels.wenzheng.reply_url",
+                "must be empty or an http(s) URL",
+            ));
+        }
+        if self.auth.token_ttl_hours <= 0 {
+            return Err(invalid("auth.token_ttl_hours", "must be positive"));
+        }
+        if self.server.request_timeout_secs == 0 {
+            return Err(invalid("server.request_timeout_secs", "must be positive"));
+        }
+        calendar::parse_hours(&self.calendar.hours)
+            .map_err(|e| invalid("calendar.hours", e.to_string()))?;
+        if self.sla.max_extension_days == 0 {
+            return Err(invalid("sla.max_extension_days", "must be at least 1"));
+        }
+        Ok(())
+    }
+
+    /// The database URL in force: the configured one, or SQLite in `data_dir`.
+    pub fn database_url(&self) -> String {
+        if self.database.url.is_empty() {
+            format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("hotline.db").display()
+            )
+        } else {
+            self.database.url.clone()
+        }
+    }
+
+    pub fn work_hours(&self) -> Vec<WorkInterval> {
+        // Checked in `validate`; the fallback is the documented default.
+        calendar::parse_hours(&self.calendar.hours)
+            .or_else(|_| calendar::parse_hours("08:30-12:00,14:00-17:30"))
+            .unwrap_or_default()
+    }
+
+    /// The holiday calendar: files in `calendar.dir`, or the compiled-in
+    /// 2025 and 2026 notices when that directory does not exist.
+    pub fn load_calendar(&self) -> Result<Calendar, ConfigError> {
+        let hours = self.work_hours();
+        if self.calendar.dir.is_dir() {
+            Calendar::load_dir(&self.calendar.dir, hours)
+                .map_err(|e| invalid("calendar.dir", e.to_string()))
+        } else {
+            let years = [
+                include_str!("../config/holidays/2025.toml"),
+                include_str!("../config/holidays/2026.toml"),
+            ]
+            .iter()
+            .map(|t| calendar::YearCalendar::parse_toml(t))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| invalid("calendar.dir", e.to_string()))?;
+            Calendar::new(hours, years).map_err(|e| invalid("calendar.dir", e.to_string()))
+        }
+    }
+}
+
+impl Settings {
+    /// The dispatch catalogue: `catalogue`, or the compiled-in one when that
+    /// file does not exist.
+    pub fn load_catalogue(&self) -> Result<crate::domain::catalogue::Catalogue, ConfigError> {
+        let text = match std::fs::read_to_string(&self.catalogue) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                include_str!("../config/catalogue.toml").to_owned()
+            }
+            Err(e) => return Err(invalid("catalogue", e.to_string())),
+        };
+        crate::domain::catalogue::Catalogue::parse(&text).map_err(|e| invalid("catalogue", e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config")
+    }
+
+    #[test]
+    fn defaults_load_and_match_the_design() {
+        let s = Settings::load_from(&dir(), Environment::Development, &[]).unwrap();
+        assert_eq!(s.sla, SlaPolicy::default());
+        assert_eq!(s.data_dir, PathBuf::from("data"));
+        assert!(s.stats.basically_satisfied_counts);
+        assert!(s.database_url().starts_with("sqlite://data/hotline.db"));
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let err = Settings::load_from(&dir(), Environment::Test, &[("sla.consult.sign", "soon")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("sla.consult.sign"), "{err}");
+        let err = Settings::load_from(&dir(), Environment::Test, &[("database.url", "mysql://x")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("database.url"), "{err}");
+        let err = Settings::load_from(&dir(), Environment::Test, &[("server.port", "99999")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("server.port"), "{err}");
+    }
+}

@@ -1,0 +1,9 @@
+//! Pure domain: types, the ticket lifecycle, the working-time calendar and SLA
+//! arithmetic. No IO, no async; imports nothing from the rest of the crate.
+
+pub mod appeal;
+pub mod calendar;
+pub mod catalogue;
+pub mod lifecycle;
+pub mod sla;
+pub mod types;

@@ -1,0 +1,85 @@
+//! The `hotline` binary: command-line parsing only.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use hotline::config::Settings;
+use hotline::startup::{self, Application};
+use hotline::{cli, telemetry};
+
+#[derive(Parser)]
+#[command(name = "hotline", version, about = "12345 government service hotline router")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP service (the default).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Load the demo catalogue, one user per role and sample tickets.
+    Demo {
+        /// How many sample tickets to create.
+        #[arg(long, default_value_t = 300)]
+        tickets: usize,
+    },
+    /// Benchmarks that print their figures.
+    Bench {
+        #[command(subcommand)]
+        what: cli::bench::BenchCommand,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let settings = match Settings::load() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    telemetry::init(settings.env);
+    let result = actix_web::rt::System::new().block_on(async move {
+        match cli.command.unwrap_or(Command::Serve) {
+            Command::Serve => {
+                let admin = std::env::var("HOTLINE_ADMIN_PASSWORD").ok();
+                let store = startup::open_store(&settings).await?;
+                let calendar = startup::calendar(&settings)?;
+                startup::bootstrap_admin(&store, settings.env, admin).await?;
+                if settings.env == hotline::config::Environment::Development
+                    && store.count_tickets().await? == 0
+                {
+                    cli::demo::load(&settings, &store, &calendar, 300).await?;
+                }
+                let app = Application::build_with(settings, store, calendar).await?;
+                app.run_until_stopped()
+                    .await
+                    .map_err(|e| startup::StartupError::Bootstrap(e.to_string()))
+            }
+            Command::Migrate => {
+                startup::open_store(&settings).await?;
+                println!("migrations applied");
+                Ok(())
+            }
+            Command::Demo { tickets } => {
+                let store = startup::open_store(&settings).await?;
+                let calendar = startup::calendar(&settings)?;
+                let admin = std::env::var("HOTLINE_ADMIN_PASSWORD").ok();
+                startup::bootstrap_admin(&store, settings.env, admin).await?;
+                cli::demo::load(&settings, &store, &calendar, tickets).await
+            }
+            Command::Bench { what } => cli::bench::run(&settings, what).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,186 @@
+//! Building the application: connect, migrate, bootstrap the first admin,
+//! start the intake writers and bind the HTTP server (port 0 in tests).
+
+use std::net::TcpListener;
+
+use actix_web::dev::Server;
+use actix_web::{App, HttpServer, web};
+use chrono::{Datelike, Utc};
+use rand::Rng;
+use tracing_actix_web::TracingLogger;
+
+use crate::api::{self, AppState};
+use crate::config::{ConfigError, Environment, Settings};
+use crate::domain::calendar::{Calendar, city_tz};
+use crate::store::intake::Intake;
+use crate::store::{Store, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Bootstrap(String),
+}
+
+/// Connects to the configured database (retrying while it comes up) and
+/// applies migrations.
+pub async fn open_store(settings: &Settings) -> Result<Store, StartupError> {
+    let url = settings.database_url();
+    let mut delay = std::time::Duration::from_millis(250);
+    let mut attempt = 0;
+    let store = loop {
+        attempt += 1;
+        match Store::connect(&url, settings.database.max_connections).await {
+            Ok(s) => break s,
+            Err(e) if attempt < 6 => {
+                tracing::warn!(error = %e, attempt, "database not reachable yet; retrying");
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    };
+    store.migrate().await?;
+    Ok(store)
+}
+
+/// Loads the calendar and warns about years that have no holiday file.
+pub fn calendar(settings: &Settings) -> Result<Calendar, StartupError> {
+    let cal = settings.load_calendar()?;
+    let this_year = Utc::now().with_timezone(&city_tz()).year();
+    let known = cal.known_years();
+    for y in [this_year, this_year + 1] {
+        if !known.contains(&y) {
+            tracing::warn!(
+                year = y,
+                "no holiday calendar file for {y} (config/holidays/{y}.toml): counting Monday–Friday only"
+            );
+        }
+    }
+    Ok(cal)
+}
+
+/// On an empty database, creates `admin`. The password comes from
+/// `HOTLINE_ADMIN_PASSWORD`; in development a random one is printed once.
+pub async fn bootstrap_admin(
+    store: &Store,
+    env: Environment,
+    password: Option<String>,
+) -> Result<(), StartupError> {
+    if store.count_users().await? > 0 {
+        return Ok(());
+    }
+    let (password, generated) = match password.filter(|p| !p.is_empty()) {
+        Some(p) => (p, false),
+        None if env == Environment::Development => {
+            let p: String = rand::thread_rng()
+                .sample_iter(&rand::distributions::Alphanumeric)
+                .take(16)
+                .map(char::from)
+                .collect();
+            (p, true)
+        }
+        None => {
+            return Err(StartupError::Bootstrap(
+                "the database has no users: set HOTLINE_ADMIN_PASSWORD to create the first admin"
+                    .into(),
+            ));
+        }
+    };
+    if password.chars().count() < 8 {
+        return Err(StartupError::Bootstrap(
+            "HOTLINE_ADMIN_PASSWORD must be at least 8 characters".into(),
+        ));
+    }
+    let hash = api::auth::hash_password(&password)
+        .map_err(|e| StartupError::Bootstrap(e.to_string()))?;
+    store
+        .create_user("admin", &hash, "admin", None, None, Some("管理员"), Utc::now())
+        .await?;
+    if generated {
+        println!("Created user `admin` with password: {password}");
+        println!("(shown once; set HOTLINE_ADMIN_PASSWORD to choose it)");
+    }
+    tracing::info!("created the first admin user");
+    Ok(())
+}
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    pub state: web::Data<AppState>,
+}
+
+impl Application {
+    /// Everything but `run`: tests call this with `server.port = 0` and
+    /// read the port back.
+    pub async fn build(settings: Settings, admin_password: Option<String>) -> Result<Self, StartupError> {
+        let store = open_store(&settings).await?;
+        let calendar = calendar(&settings)?;
+        bootstrap_admin(&store, settings.env, admin_password).await?;
+        Self::build_with(settings, store, calendar).await
+    }
+
+    pub async fn build_with(settings: Settings, store: Store, calendar: Calendar) -> Result<Self, StartupError> {
+        let writers = if store.backend() == sea_orm::DbBackend::Postgres { 3 } else { 1 };
+        let intake = Intake::start(store.clone(), writers);
+        let addr = format!("{}:{}", settings.server.host, settings.server.port);
+        let listener = TcpListener::bind(&addr).map_err(|source| StartupError::Bind {
+            addr: addr.clone(),
+            source,
+        })?;
+        let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
+        let workers = settings.server.workers;
+        let state = web::Data::new(AppState {
+            settings,
+            store,
+            calendar,
+            intake,
+            tokens: Default::default(),
+        });
+        let data = state.clone();
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .wrap(api::problem_errors())
+                .wrap(TracingLogger::default())
+                .app_data(data.clone())
+                .configure(api::extractor_config)
+                .configure(api::routes)
+        })
+        .listen(listener)
+        .map_err(|source| StartupError::Bind {
+            addr: addr.clone(),
+            source,
+        })?;
+        if workers > 0 {
+            server = server.workers(workers);
+        }
+        tracing::info!(%addr, port, "listening");
+        Ok(Application {
+            port,
+            server: server.run(),
+            state,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+
+    /// The server future, for tests that spawn it.
+    pub fn into_server(self) -> Server {
+        self.server
+    }
+}

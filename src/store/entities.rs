@@ -1,0 +1,214 @@
+//! sea-orm entities, one module a table (schema in `migrations/`). Enum
+//! columns are plain strings here; `store` converts them to domain types.
+
+macro_rules! no_relations {
+    () => {
+        #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+        pub enum Relation {}
+        impl ActiveModelBehavior for ActiveModel {}
+    };
+}
+
+pub mod department {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "departments")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub id: i64,
+        pub code: String,
+        pub name: String,
+        pub kind: String,
+        pub email: Option<String>,
+        pub created_at: DateTimeUtc,
+    }
+    no_relations!();
+}
+
+pub mod user {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "users")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub id: i64,
+        pub username: String,
+        pub password_hash: String,
+        pub role: String,
+        pub department: Option<String>,
+        pub email: Option<String>,
+        pub display_name: Option<String>,
+        pub active: bool,
+        pub created_at: DateTimeUtc,
+    }
+    no_relations!();
+}
+
+pub mod api_token {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "api_tokens")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub id: i64,
+        pub token_hash: String,
+        pub user_id: i64,
+        pub created_at: DateTimeUtc,
+        pub expires_at: DateTimeUtc,
+        pub revoked_at: Option<DateTimeUtc>,
+    }
+    no_relations!();
+}
+
+pub mod ticket {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "tickets")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub id: i64,
+        pub ticket_no: String,
+        pub query_code: String,
+        pub channel: String,
+        pub external_id: Option<String>,
+        pub category: String,
+        pub urgency: String,
+        pub title: String,
+        pub content: String,
+        pub citizen_name: Option<String>,
+        pub citizen_phone: Option<String>,
+        pub address: Option<String>,
+        pub district: Option<String>,
+        pub state: String,
+        pub resolution: Option<String>,
+        pub merged_into: Option<i64>,
+        pub department: Option<String>,
+        /// JSON array of department codes.
+        pub co_departments: String,
+        pub created_by: String,
+        pub created_at: DateTimeUtc,
+        pub updated_at: DateTimeUtc,
+        pub dispatched_at: Option<DateTimeUtc>,
+        pub signed_at: Option<DateTimeUtc>,
+        pub replied_at: Option<DateTimeUtc>,
+        pub closed_at: Option<DateTimeUtc>,
+        pub sign_due_at: Option<DateTimeUtc>,
+        pub reply_due_at: Option<DateTimeUtc>,
+        pub next_check_at: Option<DateTimeUtc>,
+        pub escalation_level: i16,
+        pub rework_count: i32,
+        pub return_count: i32,
+        pub extension_count: i32,
+        pub final_dispatch: bool,
+        pub reply_content: Option<String>,
+        pub reply_resolved: Option<bool>,
+        pub satisfaction: Option<String>,
+        /// Bumped by every update; updates compare-and-set on it.
+        pub version: i32,
+    }
+    no_relations!();
+}
+
+pub mod ticket_department {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "ticket_departments")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub ticket_id: i64,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub department: String,
+        pub role: String,
+        pub since: DateTimeUtc,
+    }
+    no_relations!();
+}
+
+pub mod ticket_event {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "ticket_events")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub id: i64,
+        pub ticket_id: i64,
+        pub at: DateTimeUtc,
+        pub actor: String,
+        pub kind: String,
+        pub from_state: Option<String>,
+        pub to_state: Option<String>,
+        pub department: Option<String>,
+        /// JSON object.
+        pub payload: String,
+    }
+    no_relations!();
+}
+
+pub mod extension {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "extensions")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub id: i64,
+        pub ticket_id: i64,
+        pub department: String,
+        pub working_days: i32,
+        pub reason: String,
+        pub status: String,
+        pub requested_by: String,
+        pub requested_at: DateTimeUtc,
+        pub decided_by: Option<String>,
+        pub decided_at: Option<DateTimeUtc>,
+        pub note: Option<String>,
+    }
+    no_relations!();
+}
+
+pub mod access_log {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "access_log")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub id: i64,
+        pub at: DateTimeUtc,
+        pub username: String,
+        pub role: String,
+        pub ticket_id: Option<i64>,
+        pub action: String,
+        pub reason: String,
+    }
+    no_relations!();
+}
+
+pub mod outbox {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "outbox")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub id: i64,
+        pub created_at: DateTimeUtc,
+        pub kind: String,
+        pub ticket_id: Option<i64>,
+        pub recipient: String,
+        pub subject: String,
+        pub body: String,
+        pub status: String,
+        pub attempts: i32,
+        pub next_attempt_at: DateTimeUtc,
+        pub last_error: Option<String>,
+        pub sent_at: Option<DateTimeUtc>,
+    }
+    no_relations!();
+}

@@ -1,0 +1,143 @@
+//! Storage: the connection (SQLite or PostgreSQL), migrations, and the queries
+//! the API needs. SQL is the only source of truth.
+
+pub mod entities;
+pub mod intake;
+pub mod tickets;
+pub mod users;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use migration::{Migrator, MigratorTrait};
+use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
+    DbErr, SqlErr, Statement, TransactionTrait,
+};
+use tokio::sync::{Mutex, MutexGuard};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database: {0}")]
+    Db(#[from] DbErr),
+    #[error("not found")]
+    NotFound,
+    #[error("{0}")]
+    Conflict(String),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+impl StoreError {
+    pub fn is_unique_violation(&self) -> bool {
+        matches!(self, StoreError::Db(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))))
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// The database handle shared by every request.
+#[derive(Clone)]
+pub struct Store {
+    pub db: DatabaseConnection,
+    /// SQLite allows one writer: serialising writers in-process turns
+    /// "database is locked" retries into a short queue.
+    write_lock: Option<Arc<Mutex<()>>>,
+}
+
+/// A write transaction, holding the SQLite write lock while it lives.
+pub struct WriteTx<'a> {
+    pub txn: DatabaseTransaction,
+    _guard: Option<MutexGuard<'a, ()>>,
+}
+
+impl WriteTx<'_> {
+    pub async fn commit(self) -> Result<(), DbErr> {
+        self.txn.commit().await
+    }
+}
+
+impl Store {
+    /// Connects to `url` (`sqlite://…` or `postgres://…`).
+    pub async fn connect(url: &str, max_connections: u32) -> StoreResult<Store> {
+        let sqlite = url.starts_with("sqlite:");
+        if sqlite {
+            if let Some(path) = sqlite_path(url) {
+                if let Some(parent) = std::path::Path::new(&path).parent() {
+                    if !parent.as_os_str().is_empty() {
+                        std::fs::create_dir_all(parent).map_err(|e| {
+                            DbErr::Custom(format!("cannot create {}: {e}", parent.display()))
+                        })?;
+                    }
+                }
+            }
+        }
+        let mut opt = ConnectOptions::new(url.to_owned());
+        opt.max_connections(max_connections)
+            .min_connections(1)
+            .connect_timeout(Duration::from_secs(5))
+            .acquire_timeout(Duration::from_secs(10))
+            .sqlx_logging(false);
+        opt.map_sqlx_sqlite_opts(|o| {
+            o.journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(Duration::from_secs(10))
+                .create_if_missing(true)
+        });
+        let db = Database::connect(opt).await?;
+        Ok(Store {
+            db,
+            write_lock: sqlite.then(|| Arc::new(Mutex::new(()))),
+        })
+    }
+
+    pub fn backend(&self) -> DbBackend {
+        self.db.get_database_backend()
+    }
+
+    /// Applies pending migrations. On PostgreSQL an advisory lock keeps
+    /// instances that start together from migrating at once.
+    pub async fn migrate(&self) -> StoreResult<()> {
+        if self.backend() == DbBackend::Postgres {
+            let txn = self.db.begin().await?;
+            txn.execute_unprepared("SELECT pg_advisory_xact_lock(12345001)")
+                .await?;
+            Migrator::up(&txn, None).await?;
+            txn.commit().await?;
+        } else {
+            Migrator::up(&self.db, None).await?;
+        }
+        Ok(())
+    }
+
+    pub async fn begin_write(&self) -> Result<WriteTx<'_>, DbErr> {
+        let guard = match &self.write_lock {
+            Some(l) => Some(l.lock().await),
+            None => None,
+        };
+        let txn = self.db.begin().await?;
+        Ok(WriteTx { txn, _guard: guard })
+    }
+
+    pub async fn ping(&self) -> Result<(), DbErr> {
+        self.db
+            .query_one_raw(Statement::from_string(self.backend(), "SELECT 1"))
+            .await
+            .map(|_| ())
+    }
+}
+
+fn sqlite_path(url: &str) -> Option<String> {
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next()?;
+    (!path.is_empty() && path != ":memory:").then(|| path.to_owned())
+}
+
+/// Positional placeholder `n` (1-based) in the backend's dialect.
+pub fn ph(backend: DbBackend, n: usize) -> String {
+    match backend {
+        DbBackend::Postgres => format!("${n}"),
+        _ => "?".to_owned(),
+    }
+}

@@ -1,0 +1,683 @@
+//! Ticket storage: batched registration with daily numbers, compare-and-set
+//! transitions that append their event in the same transaction, scoped reads.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use rand::Rng;
+use sea_orm::sea_query::{OnConflict, Query};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, Set, Statement,
+};
+
+use super::entities::{extension, ticket, ticket_department, ticket_event};
+use super::{Store, StoreError, StoreResult, ph};
+use crate::domain::appeal::NewAppeal;
+use crate::domain::calendar::city_tz;
+use crate::domain::lifecycle::{EventDraft, Ticket};
+use crate::domain::types::{
+    Category, Channel, EventKind, ExtensionStatus, Resolution, Satisfaction, TicketNo,
+    TicketState, Urgency,
+};
+
+/// The result of registering one appeal.
+#[derive(Debug, Clone)]
+pub struct Created {
+    pub ticket: ticket::Model,
+    /// False when `(channel, external_id)` already existed.
+    pub created: bool,
+}
+
+/// Whose tickets a reader may see.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    All,
+    /// Tickets the department leads or co-handles now, or did before.
+    Department(String),
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct TicketFilter {
+    pub state: Option<TicketState>,
+    pub department: Option<String>,
+    pub channel: Option<Channel>,
+    pub category: Option<Category>,
+    pub overdue: Option<bool>,
+    pub escalation_level: Option<i16>,
+    pub q: Option<String>,
+    pub created_from: Option<DateTime<Utc>>,
+    pub created_to: Option<DateTime<Utc>>,
+    pub page: u64,
+    pub per_page: u64,
+}
+
+/// What a transition writes besides the ticket and its event.
+#[derive(Debug, Clone)]
+pub enum SideEffect {
+    None,
+    NewExtension {
+        working_days: u32,
+        reason: String,
+        department: String,
+    },
+    DecideExtension {
+        id: i64,
+        approve: bool,
+        note: Option<String>,
+    },
+}
+
+const QUERY_CODE_ALPHABET: &[u8] = b"23456789ABCDEFGHJKLMNPQRSTUVWXYZ";
+
+fn query_code() -> String {
+    let mut rng = rand::thread_rng();
+    (0..6)
+        .map(|_| QUERY_CODE_ALPHABET[rng.gen_range(0..QUERY_CODE_ALPHABET.len())] as char)
+        .collect()
+}
+
+fn parse<T: std::str::FromStr>(what: &str, s: &str) -> StoreResult<T> {
+    s.parse()
+        .map_err(|_| StoreError::Corrupt(format!("{what} `{s}`")))
+}
+
+/// The lifecycle's view of a stored ticket.
+pub fn to_domain(m: &ticket::Model) -> StoreResult<Ticket> {
+    Ok(Ticket {
+        state: parse("state", &m.state)?,
+        resolution: m
+            .resolution
+            .as_deref()
+            .map(|r| parse::<Resolution>("resolution", r))
+            .transpose()?,
+        merged_into: m.merged_into,
+        category: parse("category", &m.category)?,
+        urgency: parse::<Urgency>("urgency", &m.urgency)?,
+        anonymous: m.citizen_phone.is_none(),
+        department: m.department.clone(),
+        co_departments: co_departments(m),
+        dispatched_at: m.dispatched_at,
+        signed_at: m.signed_at,
+        replied_at: m.replied_at,
+        closed_at: m.closed_at,
+        sign_due_at: m.sign_due_at,
+        reply_due_at: m.reply_due_at,
+        escalation_level: m.escalation_level,
+        next_check_at: m.next_check_at,
+        rework_count: m.rework_count,
+        return_count: m.return_count,
+        extension_count: m.extension_count,
+        final_dispatch: m.final_dispatch,
+        reply_content: m.reply_content.clone(),
+        reply_resolved: m.reply_resolved,
+        satisfaction: m
+            .satisfaction
+            .as_deref()
+            .map(|s| parse::<Satisfaction>("satisfaction", s))
+            .transpose()?,
+    })
+}
+
+pub fn co_departments(m: &ticket::Model) -> Vec<String> {
+    serde_json::from_str(&m.co_departments).unwrap_or_default()
+}
+
+/// The columns a transition may change, as an update.
+fn changes(t: &Ticket, now: DateTime<Utc>, version: i32) -> ticket::ActiveModel {
+    ticket::ActiveModel {
+        state: Set(t.state.as_str().to_owned()),
+        resolution: Set(t.resolution.map(|r| r.as_str().to_owned())),
+        merged_into: Set(t.merged_into),
+        department: Set(t.department.clone()),
+        co_departments: Set(serde_json::to_string(&t.co_departments).unwrap_or_else(|_| "[]".into())),
+        updated_at: Set(now),
+        dispatched_at: Set(t.dispatched_at),
+        signed_at: Set(t.signed_at),
+        replied_at: Set(t.replied_at),
+        closed_at: Set(t.closed_at),
+        sign_due_at: Set(t.sign_due_at),
+        reply_due_at: Set(t.reply_due_at),
+        next_check_at: Set(t.next_check_at),
+        escalation_level: Set(t.escalation_level),
+        rework_count: Set(t.rework_count),
+        return_count: Set(t.return_count),
+        extension_count: Set(t.extension_count),
+        final_dispatch: Set(t.final_dispatch),
+        reply_content: Set(t.reply_content.clone()),
+        reply_resolved: Set(t.reply_resolved),
+        satisfaction: Set(t.satisfaction.map(|s| s.as_str().to_owned())),
+        version: Set(version + 1),
+        ..Default::default()
+    }
+}
+
+fn event_model(
+    ticket_id: i64,
+    actor: &str,
+    e: &EventDraft,
+    now: DateTime<Utc>,
+) -> ticket_event::ActiveModel {
+    ticket_event::ActiveModel {
+        ticket_id: Set(ticket_id),
+        at: Set(now),
+        actor: Set(actor.to_owned()),
+        kind: Set(e.kind.as_str().to_owned()),
+        from_state: Set(e.from_state.map(|s| s.as_str().to_owned())),
+        to_state: Set(e.to_state.map(|s| s.as_str().to_owned())),
+        department: Set(e.department.clone()),
+        payload: Set(e.payload.to_string()),
+        ..Default::default()
+    }
+}
+
+impl Store {
+    /// Registers appeals in one transaction (group commit), giving each a
+    /// ticket number from the daily sequence. An appeal whose
+    /// `(channel, external_id)` exists returns the existing ticket.
+    /// Falls back to one transaction per appeal if the batch fails.
+    pub async fn create_tickets(
+        &self,
+        items: &[NewAppeal],
+        now: DateTime<Utc>,
+    ) -> Vec<StoreResult<Created>> {
+        match self.create_batch(items, now).await {
+            Ok(v) => v.into_iter().map(Ok).collect(),
+            Err(_) if items.len() > 1 => {
+                let mut out = Vec::with_capacity(items.len());
+                for it in items {
+                    out.push(self.create_one(it, now).await);
+                }
+                out
+            }
+            Err(e) => vec![self.recover_one(&items[0], e).await],
+        }
+    }
+
+    async fn create_one(&self, it: &NewAppeal, now: DateTime<Utc>) -> StoreResult<Created> {
+        match self.create_batch(std::slice::from_ref(it), now).await {
+            Ok(mut v) => v.pop().ok_or(StoreError::NotFound),
+            Err(e) => self.recover_one(it, e).await,
+        }
+    }
+
+    /// Another instance registered the same external id first: answer with
+    /// its ticket.
+    async fn recover_one(&self, it: &NewAppeal, e: StoreError) -> StoreResult<Created> {
+        if let (true, Some(ext)) = (e.is_unique_violation(), &it.external_id) {
+            if let Some(t) = self.ticket_by_external(it.channel, ext).await? {
+                return Ok(Created {
+                    ticket: t,
+                    created: false,
+                });
+            }
+        }
+        Err(e)
+    }
+
+    pub async fn ticket_by_external(
+        &self,
+        channel: Channel,
+        external_id: &str,
+    ) -> StoreResult<Option<ticket::Model>> {
+        Ok(ticket::Entity::find()
+            .filter(ticket::Column::Channel.eq(channel.as_str()))
+            .filter(ticket::Column::ExternalId.eq(external_id))
+            .one(&self.db)
+            .await?)
+    }
+
+    async fn create_batch(
+        &self,
+        items: &[NewAppeal],
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<Created>> {
+        let w = self.begin_write().await?;
+        let txn = &w.txn;
+
+        // Idempotency: existing tickets for the external ids in the batch.
+        let mut existing: HashMap<(Channel, String), ticket::Model> = HashMap::new();
+        let keyed: Vec<&NewAppeal> = items.iter().filter(|i| i.external_id.is_some()).collect();
+        if !keyed.is_empty() {
+            let mut cond = Condition::any();
+            for i in &keyed {
+                cond = cond.add(
+                    Condition::all()
+                        .add(ticket::Column::Channel.eq(i.channel.as_str()))
+                        .add(ticket::Column::ExternalId.eq(i.external_id.clone())),
+                );
+            }
+            for t in ticket::Entity::find().filter(cond).all(txn).await? {
+                let ch = parse::<Channel>("channel", &t.channel)?;
+                if let Some(ext) = t.external_id.clone() {
+                    existing.insert((ch, ext), t);
+                }
+            }
+        }
+
+        // Which items become new tickets (first of each external id only).
+        let mut fresh: Vec<usize> = Vec::new();
+        let mut first_of: HashMap<(Channel, String), usize> = HashMap::new();
+        for (idx, i) in items.iter().enumerate() {
+            match &i.external_id {
+                Some(ext) => {
+                    let key = (i.channel, ext.clone());
+                    if existing.contains_key(&key) || first_of.contains_key(&key) {
+                        continue;
+                    }
+                    first_of.insert(key, idx);
+                    fresh.push(idx);
+                }
+                None => fresh.push(idx),
+            }
+        }
+
+        // Daily sequence numbers, one upsert per channel in the batch.
+        let day = now.with_timezone(&city_tz()).date_naive();
+        let day_key = day.format("%Y%m%d").to_string();
+        let mut per_channel: HashMap<Channel, u32> = HashMap::new();
+        for idx in &fresh {
+            *per_channel.entry(items[*idx].channel).or_default() += 1;
+        }
+        let mut next_seq: HashMap<Channel, i64> = HashMap::new();
+        let b = self.backend();
+        for (ch, n) in &per_channel {
+            let sql = format!(
+                "INSERT INTO ticket_sequences (day, channel, last) VALUES ({}, {}, {}) \
+                 ON CONFLICT (day, channel) DO UPDATE SET last = ticket_sequences.last + excluded.last \
+                 RETURNING last",
+                ph(b, 1),
+                ph(b, 2),
+                ph(b, 3)
+            );
+            let row = txn
+                .query_one_raw(Statement::from_sql_and_values(
+                    b,
+                    sql,
+                    [day_key.clone().into(), ch.as_str().into(), i64::from(*n).into()],
+                ))
+                .await?
+                .ok_or_else(|| StoreError::Corrupt("sequence upsert returned nothing".into()))?;
+            let last: i64 = row.try_get_by_index(0)?;
+            if last > 999_999 {
+                return Err(StoreError::Conflict(format!(
+                    "the daily sequence for {ch} on {day_key} is exhausted"
+                )));
+            }
+            next_seq.insert(*ch, last - i64::from(*n) + 1);
+        }
+
+        let mut models = Vec::with_capacity(fresh.len());
+        for idx in &fresh {
+            let i = &items[*idx];
+            let seq = next_seq.entry(i.channel).or_insert(1);
+            let no = TicketNo::new(day, i.channel, *seq as u32);
+            *seq += 1;
+            models.push(ticket::ActiveModel {
+                ticket_no: Set(no.as_str().to_owned()),
+                query_code: Set(query_code()),
+                channel: Set(i.channel.as_str().to_owned()),
+                external_id: Set(i.external_id.clone()),
+                category: Set(i.category.as_str().to_owned()),
+                urgency: Set(i.urgency.as_str().to_owned()),
+                title: Set(i.title.clone()),
+                content: Set(i.content.clone()),
+                citizen_name: Set(i.citizen_name.clone()),
+                citizen_phone: Set(i.citizen_phone.clone()),
+                address: Set(i.address.clone()),
+                district: Set(i.district.as_ref().map(|d| d.as_str().to_owned())),
+                state: Set(TicketState::Registered.as_str().to_owned()),
+                resolution: Set(None),
+                merged_into: Set(None),
+                department: Set(None),
+                co_departments: Set("[]".into()),
+                created_by: Set(i.created_by.clone()),
+                created_at: Set(now),
+                updated_at: Set(now),
+                dispatched_at: Set(None),
+                signed_at: Set(None),
+                replied_at: Set(None),
+                closed_at: Set(None),
+                sign_due_at: Set(None),
+                reply_due_at: Set(None),
+                next_check_at: Set(None),
+                escalation_level: Set(0),
+                rework_count: Set(0),
+                return_count: Set(0),
+                extension_count: Set(0),
+                final_dispatch: Set(false),
+                reply_content: Set(None),
+                reply_resolved: Set(None),
+                satisfaction: Set(None),
+                version: Set(0),
+                ..Default::default()
+            });
+        }
+
+        let inserted: Vec<ticket::Model> = if models.is_empty() {
+            Vec::new()
+        } else {
+            ticket::Entity::insert_many(models)
+                .exec_with_returning(txn)
+                .await?
+        };
+        let by_no: HashMap<&str, &ticket::Model> =
+            inserted.iter().map(|t| (t.ticket_no.as_str(), t)).collect();
+        // Match inserted rows back to items by their numbers, whatever order
+        // RETURNING gave them in.
+        let mut created_for: HashMap<usize, ticket::Model> = HashMap::new();
+        let mut seq_again: HashMap<Channel, i64> = HashMap::new();
+        for (ch, n) in &per_channel {
+            let start = next_seq.get(ch).copied().unwrap_or(1) - i64::from(*n);
+            seq_again.insert(*ch, start);
+        }
+        for idx in &fresh {
+            let ch = items[*idx].channel;
+            let seq = seq_again.entry(ch).or_insert(1);
+            let no = TicketNo::new(day, ch, *seq as u32);
+            *seq += 1;
+            let t = by_no
+                .get(no.as_str())
+                .ok_or_else(|| StoreError::Corrupt(format!("{} was not inserted", no.as_str())))?;
+            created_for.insert(*idx, (*t).clone());
+        }
+
+        let events: Vec<ticket_event::ActiveModel> = fresh
+            .iter()
+            .filter_map(|idx| created_for.get(idx).map(|t| (idx, t)))
+            .map(|(idx, t)| {
+                let i = &items[*idx];
+                let draft = EventDraft {
+                    kind: EventKind::Created,
+                    from_state: None,
+                    to_state: Some(TicketState::Registered),
+                    department: None,
+                    payload: serde_json::json!({
+                        "ticket_no": t.ticket_no,
+                        "channel": i.channel,
+                        "category": i.category,
+                        "urgency": i.urgency,
+                    }),
+                };
+                event_model(t.id, &i.created_by, &draft, now)
+            })
+            .collect();
+        if !events.is_empty() {
+            ticket_event::Entity::insert_many(events)
+                .exec_without_returning(txn)
+                .await?;
+        }
+        w.commit().await?;
+
+        let mut out = Vec::with_capacity(items.len());
+        for (idx, i) in items.iter().enumerate() {
+            if let Some(t) = created_for.get(&idx) {
+                out.push(Created {
+                    ticket: t.clone(),
+                    created: true,
+                });
+                continue;
+            }
+            let key = i
+                .external_id
+                .clone()
+                .map(|e| (i.channel, e))
+                .ok_or_else(|| StoreError::Corrupt("appeal without result".into()))?;
+            let t = existing
+                .get(&key)
+                .cloned()
+                .or_else(|| first_of.get(&key).and_then(|f| created_for.get(f)).cloned())
+                .ok_or_else(|| StoreError::Corrupt("appeal without result".into()))?;
+            out.push(Created {
+                ticket: t,
+                created: false,
+            });
+        }
+        Ok(out)
+    }
+
+    /// A ticket, if `scope` may see it.
+    pub async fn ticket(&self, id: i64, scope: &Scope) -> StoreResult<Option<ticket::Model>> {
+        let Some(t) = ticket::Entity::find_by_id(id).one(&self.db).await? else {
+            return Ok(None);
+        };
+        match scope {
+            Scope::All => Ok(Some(t)),
+            Scope::Department(d) => {
+                let seen = ticket_department::Entity::find()
+                    .filter(ticket_department::Column::TicketId.eq(id))
+                    .filter(ticket_department::Column::Department.eq(d.as_str()))
+                    .count(&self.db)
+                    .await?;
+                Ok((seen > 0).then_some(t))
+            }
+        }
+    }
+
+    pub async fn ticket_by_no(&self, no: &str) -> StoreResult<Option<ticket::Model>> {
+        Ok(ticket::Entity::find()
+            .filter(ticket::Column::TicketNo.eq(no))
+            .one(&self.db)
+            .await?)
+    }
+
+    pub async fn events(&self, ticket_id: i64) -> StoreResult<Vec<ticket_event::Model>> {
+        Ok(ticket_event::Entity::find()
+            .filter(ticket_event::Column::TicketId.eq(ticket_id))
+            .order_by_asc(ticket_event::Column::Id)
+            .all(&self.db)
+            .await?)
+    }
+
+    pub async fn extensions(&self, ticket_id: i64) -> StoreResult<Vec<extension::Model>> {
+        Ok(extension::Entity::find()
+            .filter(extension::Column::TicketId.eq(ticket_id))
+            .order_by_asc(extension::Column::Id)
+            .all(&self.db)
+            .await?)
+    }
+
+    pub async fn extension(&self, id: i64) -> StoreResult<Option<extension::Model>> {
+        Ok(extension::Entity::find_by_id(id).one(&self.db).await?)
+    }
+
+    pub async fn list_tickets(
+        &self,
+        f: &TicketFilter,
+        scope: &Scope,
+        now: DateTime<Utc>,
+    ) -> StoreResult<(Vec<ticket::Model>, u64)> {
+        use ticket::Column as C;
+        let mut q = ticket::Entity::find();
+        if let Scope::Department(d) = scope {
+            q = q.filter(
+                C::Id.in_subquery(
+                    Query::select()
+                        .column(ticket_department::Column::TicketId)
+                        .from(ticket_department::Entity)
+                        .and_where(ticket_department::Column::Department.eq(d.as_str()))
+                        .to_owned(),
+                ),
+            );
+        }
+        if let Some(s) = f.state {
+            q = q.filter(C::State.eq(s.as_str()));
+        }
+        if let Some(d) = &f.department {
+            q = q.filter(C::Department.eq(d.as_str()));
+        }
+        if let Some(c) = f.channel {
+            q = q.filter(C::Channel.eq(c.as_str()));
+        }
+        if let Some(c) = f.category {
+            q = q.filter(C::Category.eq(c.as_str()));
+        }
+        if let Some(l) = f.escalation_level {
+            q = q.filter(C::EscalationLevel.eq(l));
+        }
+        if let Some(from) = f.created_from {
+            q = q.filter(C::CreatedAt.gte(from));
+        }
+        if let Some(to) = f.created_to {
+            q = q.filter(C::CreatedAt.lt(to));
+        }
+        if let Some(text) = &f.q {
+            q = q.filter(
+                Condition::any()
+                    .add(C::TicketNo.eq(text.as_str()))
+                    .add(C::Title.contains(text.as_str()))
+                    .add(C::Content.contains(text.as_str())),
+            );
+        }
+        if let Some(overdue) = f.overdue {
+            let late = Condition::any()
+                .add(
+                    Condition::all()
+                        .add(C::State.eq(TicketState::Dispatched.as_str()))
+                        .add(C::SignDueAt.lt(now)),
+                )
+                .add(
+                    Condition::all()
+                        .add(C::State.eq(TicketState::InProgress.as_str()))
+                        .add(C::ReplyDueAt.lt(now)),
+                );
+            q = q.filter(if overdue { late } else { late.not() });
+        }
+        let total = q.clone().count(&self.db).await?;
+        let rows = q
+            .order_by_desc(C::Id)
+            .limit(f.per_page)
+            .offset((f.page.saturating_sub(1)) * f.per_page)
+            .all(&self.db)
+            .await?;
+        Ok((rows, total))
+    }
+
+    /// Writes a transition: the ticket (compare-and-set on `version`), its
+    /// event, and any side effect, in one transaction. `Ok(None)` means the
+    /// ticket changed under us and the caller should reload and retry.
+    pub async fn commit_transition(
+        &self,
+        before: &ticket::Model,
+        after: &Ticket,
+        event: &EventDraft,
+        actor: &str,
+        side: &SideEffect,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<(ticket::Model, Option<extension::Model>)>> {
+        let w = self.begin_write().await?;
+        let txn = &w.txn;
+        let res = ticket::Entity::update_many()
+            .set(changes(after, now, before.version))
+            .filter(ticket::Column::Id.eq(before.id))
+            .filter(ticket::Column::Version.eq(before.version))
+            .exec(txn)
+            .await?;
+        if res.rows_affected != 1 {
+            return Ok(None);
+        }
+        event_model(before.id, actor, event, now).insert(txn).await?;
+
+        if event.kind == EventKind::Dispatched {
+            let mut rows = Vec::new();
+            if let Some(d) = &after.department {
+                rows.push((d.clone(), "lead"));
+            }
+            rows.extend(after.co_departments.iter().map(|d| (d.clone(), "co")));
+            let models: Vec<ticket_department::ActiveModel> = rows
+                .into_iter()
+                .map(|(d, role)| ticket_department::ActiveModel {
+                    ticket_id: Set(before.id),
+                    department: Set(d),
+                    role: Set(role.to_owned()),
+                    since: Set(now),
+                })
+                .collect();
+            if !models.is_empty() {
+                ticket_department::Entity::insert_many(models)
+                    .on_conflict(
+                        OnConflict::columns([
+                            ticket_department::Column::TicketId,
+                            ticket_department::Column::Department,
+                        ])
+                        .do_nothing()
+                        .to_owned(),
+                    )
+                    .exec_without_returning(txn)
+                    .await?;
+            }
+        }
+
+        let ext = match side {
+            SideEffect::None => None,
+            SideEffect::NewExtension {
+                working_days,
+                reason,
+                department,
+            } => {
+                let pending = extension::Entity::find()
+                    .filter(extension::Column::TicketId.eq(before.id))
+                    .filter(extension::Column::Status.eq(ExtensionStatus::Pending.as_str()))
+                    .count(txn)
+                    .await?;
+                if pending > 0 {
+                    return Err(StoreError::Conflict(
+                        "an extension request is already pending".into(),
+                    ));
+                }
+                Some(
+                    extension::ActiveModel {
+                        ticket_id: Set(before.id),
+                        department: Set(department.clone()),
+                        working_days: Set(*working_days as i32),
+                        reason: Set(reason.clone()),
+                        status: Set(ExtensionStatus::Pending.as_str().to_owned()),
+                        requested_by: Set(actor.to_owned()),
+                        requested_at: Set(now),
+                        decided_by: Set(None),
+                        decided_at: Set(None),
+                        note: Set(None),
+                        ..Default::default()
+                    }
+                    .insert(txn)
+                    .await?,
+                )
+            }
+            SideEffect::DecideExtension { id, approve, note } => {
+                let status = if *approve {
+                    ExtensionStatus::Approved
+                } else {
+                    ExtensionStatus::Rejected
+                };
+                let r = extension::Entity::update_many()
+                    .set(extension::ActiveModel {
+                        status: Set(status.as_str().to_owned()),
+                        decided_by: Set(Some(actor.to_owned())),
+                        decided_at: Set(Some(now)),
+                        note: Set(note.clone()),
+                        ..Default::default()
+                    })
+                    .filter(extension::Column::Id.eq(*id))
+                    .filter(extension::Column::Status.eq(ExtensionStatus::Pending.as_str()))
+                    .exec(txn)
+                    .await?;
+                if r.rows_affected != 1 {
+                    return Err(StoreError::Conflict(
+                        "the extension request has already been decided".into(),
+                    ));
+                }
+                extension::Entity::find_by_id(*id).one(txn).await?
+            }
+        };
+        let t = ticket::Entity::find_by_id(before.id)
+            .one(txn)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        w.commit().await?;
+        Ok(Some((t, ext)))
+    }
+
+    pub async fn count_tickets(&self) -> StoreResult<u64> {
+        Ok(ticket::Entity::find().count(&self.db).await?)
+    }
+}
