@@ -5,7 +5,7 @@ use std::net::TcpListener;
 
 use actix_web::dev::Server;
 use actix_web::{App, HttpServer, web};
-use chrono::{Datelike, Utc};
+use chrono::Datelike;
 use rand::Rng;
 use tracing_actix_web::TracingLogger;
 
@@ -55,7 +55,7 @@ pub async fn open_store(settings: &Settings) -> Result<Store, StartupError> {
 /// Loads the calendar and warns about years that have no holiday file.
 pub fn calendar(settings: &Settings) -> Result<Calendar, StartupError> {
     let cal = settings.load_calendar()?;
-    let this_year = Utc::now().with_timezone(&city_tz()).year();
+    let this_year = crate::store::now().with_timezone(&city_tz()).year();
     let known = cal.known_years();
     for y in [this_year, this_year + 1] {
         if !known.contains(&y) {
@@ -103,7 +103,7 @@ pub async fn bootstrap_admin(
     let hash = api::auth::hash_password(&password)
         .map_err(|e| StartupError::Bootstrap(e.to_string()))?;
     store
-        .create_user("admin", &hash, "admin", None, None, Some("管理员"), Utc::now())
+        .create_user("admin", &hash, "admin", None, None, Some("管理员"), crate::store::now())
         .await?;
     if generated {
         println!("Created user `admin` with password: {password}");

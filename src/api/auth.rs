@@ -154,7 +154,7 @@ impl FromRequest for Caller {
                 .filter(|t| !t.is_empty())
                 .ok_or_else(|| ApiError::unauthorized("an `Authorization: Bearer <token>` header is required"))?;
             let hash = hash_token(token);
-            let now = Utc::now();
+            let now = crate::store::now();
             if let Some(c) = state.tokens.get(&hash, now) {
                 return Ok(c);
             }
@@ -216,7 +216,7 @@ pub async fn issue_token(state: &AppState, user_id: i64) -> Result<(String, Date
     let mut raw = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut raw);
     let token = hex::encode(raw);
-    let now = Utc::now();
+    let now = crate::store::now();
     let expires_at = now + chrono::Duration::hours(state.settings.auth.token_ttl_hours);
     state
         .store
@@ -302,7 +302,7 @@ pub async fn create_user(
             department,
             b.email.as_deref().filter(|e| !e.is_empty()),
             b.display_name.as_deref(),
-            Utc::now(),
+            crate::store::now(),
         )
         .await?;
     Ok(HttpResponse::Created().json(user_json(&u)))

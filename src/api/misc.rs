@@ -65,7 +65,7 @@ pub async fn create_department(
     };
     let d = state
         .store
-        .create_department(code.as_str(), name, b.kind.as_str(), email, Utc::now())
+        .create_department(code.as_str(), name, b.kind.as_str(), email, crate::store::now())
         .await?;
     Ok(HttpResponse::Created().json(department_json(&d)))
 }

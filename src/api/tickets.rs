@@ -31,7 +31,7 @@ pub async fn create(
         .parse(&caller.username)
         .map_err(ApiError::validation_many)?;
     let created = state.intake.submit(appeal).await?;
-    let view = ticket_view_with(&created.ticket, true, true, Utc::now());
+    let view = ticket_view_with(&created.ticket, true, true, crate::store::now());
     Ok(if created.created {
         HttpResponse::Created().json(view)
     } else {
@@ -144,7 +144,7 @@ pub async fn list(
     if !errors.is_empty() {
         return Err(ApiError::validation_many(errors));
     }
-    let now = Utc::now();
+    let now = crate::store::now();
     let (rows, total) = state.store.list_tickets(&f, &caller.scope(), now).await?;
     let items: Vec<_> = rows.iter().map(|t| ticket_view(t, &caller, now)).collect();
     Ok(HttpResponse::Ok().json(json!({
@@ -170,7 +170,7 @@ async fn load(state: &AppState, caller: &Caller, id: i64) -> Result<ticket::Mode
 
 /// The full ticket: fields, deadlines, events and extension requests.
 async fn detail(state: &AppState, caller: &Caller, t: &ticket::Model) -> Result<HttpResponse, ApiError> {
-    let mut view = ticket_view(t, caller, Utc::now());
+    let mut view = ticket_view(t, caller, crate::store::now());
     view.events = Some(state.store.events(t.id).await?.iter().map(event_view).collect());
     view.extensions = Some(
         state
@@ -208,7 +208,7 @@ async fn transition(
     };
     for _ in 0..8 {
         let before = load(state, caller, id).await?;
-        let now = Utc::now();
+        let now = crate::store::now();
         let current = to_domain(&before)?;
         let (after, event) = lifecycle::apply(&rules, &current, &caller.actor(), action, now)?;
         if let Some(done) = state
@@ -520,7 +520,7 @@ pub async fn reveal(
             Some(t.id),
             "reveal",
             &reason,
-            Utc::now(),
+            crate::store::now(),
         )
         .await?;
     tracing::info!(ticket = t.id, user = %caller.username, "citizen data revealed");

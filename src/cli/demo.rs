@@ -61,7 +61,7 @@ pub async fn load(
     tickets: usize,
 ) -> Result<(), StartupError> {
     let catalogue = settings.load_catalogue()?;
-    let now = Utc::now();
+    let now = crate::store::now();
     let mut added = 0;
     for d in &catalogue.departments {
         if store.department(d.code.as_str()).await?.is_none() {

@@ -543,3 +543,7 @@ pub fn apply(
     };
     Ok((t, event))
 }
+
+#[cfg(test)]
+#[path = "lifecycle_tests.rs"]
+mod tests;

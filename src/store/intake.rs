@@ -5,7 +5,6 @@
 
 use std::sync::Arc;
 
-use chrono::Utc;
 use tokio::sync::{Mutex, mpsc, oneshot};
 
 use super::tickets::Created;
@@ -50,7 +49,7 @@ impl Intake {
                     }
                     let (appeals, replies): (Vec<_>, Vec<_>) =
                         batch.into_iter().map(|j| (j.appeal, j.reply)).unzip();
-                    let results = store.create_tickets(&appeals, Utc::now()).await;
+                    let results = store.create_tickets(&appeals, crate::store::now()).await;
                     for (r, reply) in results.into_iter().zip(replies) {
                         // The requester may have gone away; the ticket stands.
                         let _ = reply.send(r);

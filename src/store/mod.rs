@@ -141,3 +141,10 @@ pub fn ph(backend: DbBackend, n: usize) -> String {
         _ => "?".to_owned(),
     }
 }
+
+/// The current instant at millisecond precision: what is stored is what is
+/// shown, on SQLite and PostgreSQL alike.
+pub fn now() -> chrono::DateTime<chrono::Utc> {
+    use chrono::SubsecRound;
+    chrono::Utc::now().trunc_subsecs(3)
+}
