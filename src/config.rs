@@ -26,9 +26,7 @@ impl Environment {
             Ok("production") => Ok(Environment::Production),
             Ok(other) => Err(ConfigError::Invalid {
                 key: "HOTLINE_ENV".into(),
-                message: format!(
-                    "`{other}` is not one of development, test, production"
-                ),
+                message: format!("`{other}` is not one of development, test, production"),
             }),
         }
     }

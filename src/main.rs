@@ -8,7 +8,11 @@ use hotline::startup::{self, Application};
 use hotline::{cli, telemetry};
 
 #[derive(Parser)]
-#[command(name = "hotline", version, about = "12345 government service hotline router")]
+#[command(
+    name = "hotline",
+    version,
+    about = "12345 government service hotline router"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,

@@ -100,10 +100,18 @@ pub async fn bootstrap_admin(
             "HOTLINE_ADMIN_PASSWORD must be at least 8 characters".into(),
         ));
     }
-    let hash = api::auth::hash_password(&password)
-        .map_err(|e| StartupError::Bootstrap(e.to_string()))?;
+    let hash =
+        api::auth::hash_password(&password).map_err(|e| StartupError::Bootstrap(e.to_string()))?;
     store
-        .create_user("admin", &hash, "admin", None, None, Some("管理员"), crate::store::now())
+        .create_user(
+            "admin",
+            &hash,
+            "admin",
+            None,
+            None,
+            Some("管理员"),
+            crate::store::now(),
+        )
         .await?;
     if generated {
         println!("Created user `admin` with password: {password}");
@@ -122,15 +130,26 @@ pub struct Application {
 impl Application {
     /// Everything but `run`: tests call this with `server.port = 0` and
     /// read the port back.
-    pub async fn build(settings: Settings, admin_password: Option<String>) -> Result<Self, StartupError> {
+    pub async fn build(
+        settings: Settings,
+        admin_password: Option<String>,
+    ) -> Result<Self, StartupError> {
         let store = open_store(&settings).await?;
         let calendar = calendar(&settings)?;
         bootstrap_admin(&store, settings.env, admin_password).await?;
         Self::build_with(settings, store, calendar).await
     }
 
-    pub async fn build_with(settings: Settings, store: Store, calendar: Calendar) -> Result<Self, StartupError> {
-        let writers = if store.backend() == sea_orm::DbBackend::Postgres { 3 } else { 1 };
+    pub async fn build_with(
+        settings: Settings,
+        store: Store,
+        calendar: Calendar,
+    ) -> Result<Self, StartupError> {
+        let writers = if store.backend() == sea_orm::DbBackend::Postgres {
+            3
+        } else {
+            1
+        };
         let intake = Intake::start(store.clone(), writers);
         let addr = format!("{}:{}", settings.server.host, settings.server.port);
         let listener = TcpListener::bind(&addr).map_err(|source| StartupError::Bind {

@@ -51,7 +51,11 @@ fn ts_null(name: &'static str) -> ColumnDef {
 }
 
 fn int(name: &'static str) -> ColumnDef {
-    ColumnDef::new(name).integer().not_null().default(0).to_owned()
+    ColumnDef::new(name)
+        .integer()
+        .not_null()
+        .default(0)
+        .to_owned()
 }
 
 fn big(name: &'static str) -> ColumnDef {
@@ -86,7 +90,12 @@ impl MigrationTrait for Migration {
             Table::create()
                 .table("departments")
                 .col(id())
-                .col(ColumnDef::new("code").string_len(64).not_null().unique_key())
+                .col(
+                    ColumnDef::new("code")
+                        .string_len(64)
+                        .not_null()
+                        .unique_key(),
+                )
                 .col(text("name"))
                 .col(string("kind"))
                 .col(text_null("email"))
@@ -99,7 +108,12 @@ impl MigrationTrait for Migration {
             Table::create()
                 .table("users")
                 .col(id())
-                .col(ColumnDef::new("username").string_len(64).not_null().unique_key())
+                .col(
+                    ColumnDef::new("username")
+                        .string_len(64)
+                        .not_null()
+                        .unique_key(),
+                )
                 .col(text("password_hash"))
                 .col(string("role"))
                 .col(string_null("department"))
@@ -115,7 +129,12 @@ impl MigrationTrait for Migration {
             Table::create()
                 .table("api_tokens")
                 .col(id())
-                .col(ColumnDef::new("token_hash").string_len(64).not_null().unique_key())
+                .col(
+                    ColumnDef::new("token_hash")
+                        .string_len(64)
+                        .not_null()
+                        .unique_key(),
+                )
                 .col(big("user_id"))
                 .col(ts("created_at"))
                 .col(ts("expires_at"))
@@ -130,7 +149,12 @@ impl MigrationTrait for Migration {
             Table::create()
                 .table("tickets")
                 .col(id())
-                .col(ColumnDef::new("ticket_no").string_len(32).not_null().unique_key())
+                .col(
+                    ColumnDef::new("ticket_no")
+                        .string_len(32)
+                        .not_null()
+                        .unique_key(),
+                )
                 .col(string("query_code"))
                 .col(string("channel"))
                 .col(ColumnDef::new("external_id").string_len(128).null())

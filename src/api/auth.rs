@@ -7,17 +7,17 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use chrono::{DateTime, Utc};
 use rand::RngCore;
 use serde::Deserialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use super::AppState;
 use super::error::ApiError;
 use super::views::ts;
+use super::{ApiJson, AppState};
 use crate::domain::types::{DepartmentCode, Role};
 use crate::store::entities::user;
 
@@ -149,10 +149,15 @@ impl FromRequest for Caller {
             let state = state.ok_or_else(|| ApiError::internal("no app state"))?;
             let token = header
                 .as_deref()
-                .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
+                .and_then(|h| {
+                    h.strip_prefix("Bearer ")
+                        .or_else(|| h.strip_prefix("bearer "))
+                })
                 .map(str::trim)
                 .filter(|t| !t.is_empty())
-                .ok_or_else(|| ApiError::unauthorized("an `Authorization: Bearer <token>` header is required"))?;
+                .ok_or_else(|| {
+                    ApiError::unauthorized("an `Authorization: Bearer <token>` header is required")
+                })?;
             let hash = hash_token(token);
             let now = crate::store::now();
             if let Some(c) = state.tokens.get(&hash, now) {
@@ -178,11 +183,13 @@ pub struct LoginBody {
 
 pub async fn login(
     state: web::Data<AppState>,
-    body: web::Json<LoginBody>,
+    body: ApiJson<LoginBody>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     if body.username.trim().is_empty() || body.password.is_empty() {
-        return Err(ApiError::validation("`username` and `password` are required"));
+        return Err(ApiError::validation(
+            "`username` and `password` are required",
+        ));
     }
     let user = state.store.user_by_name(body.username.trim()).await?;
     let hash = user
@@ -212,7 +219,10 @@ pub async fn login(
     })))
 }
 
-pub async fn issue_token(state: &AppState, user_id: i64) -> Result<(String, DateTime<Utc>), ApiError> {
+pub async fn issue_token(
+    state: &AppState,
+    user_id: i64,
+) -> Result<(String, DateTime<Utc>), ApiError> {
     let mut raw = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut raw);
     let token = hex::encode(raw);
@@ -256,7 +266,7 @@ pub fn valid_username(s: &str) -> bool {
 pub async fn create_user(
     caller: Caller,
     state: web::Data<AppState>,
-    body: web::Json<NewUserBody>,
+    body: ApiJson<NewUserBody>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(&[Role::Admin])?;
     let b = body.into_inner();
@@ -267,7 +277,11 @@ pub async fn create_user(
     if b.password.chars().count() < 8 || b.password.len() > 256 {
         errors.push("`password` must be 8–256 characters".to_owned());
     }
-    let department = b.department.as_deref().map(str::trim).filter(|d| !d.is_empty());
+    let department = b
+        .department
+        .as_deref()
+        .map(str::trim)
+        .filter(|d| !d.is_empty());
     if b.role.is_department_scoped() && department.is_none() {
         errors.push(format!("`department` is required for role `{}`", b.role));
     }
@@ -308,9 +322,19 @@ pub async fn create_user(
     Ok(HttpResponse::Created().json(user_json(&u)))
 }
 
-pub async fn list_users(caller: Caller, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub async fn list_users(
+    caller: Caller,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
     caller.require(&[Role::Admin])?;
-    let users: Vec<_> = state.store.list_users().await?.iter().map(user_json).collect();
+    let users: Vec<_> = state
+        .store
+        .list_users()
+        .await?
+        .iter()
+        .map(user_json)
+        .collect();
     let total = users.len();
-    Ok(HttpResponse::Ok().json(json!({"items": users, "total": total, "page": 1, "per_page": total})))
+    Ok(HttpResponse::Ok()
+        .json(json!({"items": users, "total": total, "page": 1, "per_page": total})))
 }

@@ -11,20 +11,56 @@ use crate::store::StoreError;
 /// `(code, status, meaning)`: stable names, documented in the README and
 /// the OpenAPI document.
 pub const ERROR_CODES: &[(&str, u16, &str)] = &[
-    ("bad_request", 400, "the request is malformed (query string, path, headers)"),
+    (
+        "bad_request",
+        400,
+        "the request is malformed (query string, path, headers)",
+    ),
     ("malformed_json", 400, "the body is not valid JSON"),
-    ("validation_failed", 422, "a field is missing, of the wrong type or out of range"),
-    ("unauthorized", 401, "no valid bearer token (or wrong username/password)"),
+    (
+        "validation_failed",
+        422,
+        "a field is missing, of the wrong type or out of range",
+    ),
+    (
+        "unauthorized",
+        401,
+        "no valid bearer token (or wrong username/password)",
+    ),
     ("forbidden", 403, "the caller's role may not do this"),
-    ("not_found", 404, "no such resource, or not in the caller's scope"),
-    ("method_not_allowed", 405, "the path exists but not with this method"),
-    ("conflict", 409, "the resource already exists or changed concurrently"),
-    ("invalid_transition", 409, "the action is not allowed in the ticket's current state"),
+    (
+        "not_found",
+        404,
+        "no such resource, or not in the caller's scope",
+    ),
+    (
+        "method_not_allowed",
+        405,
+        "the path exists but not with this method",
+    ),
+    (
+        "conflict",
+        409,
+        "the resource already exists or changed concurrently",
+    ),
+    (
+        "invalid_transition",
+        409,
+        "the action is not allowed in the ticket's current state",
+    ),
     ("payload_too_large", 413, "the body is larger than 1 MiB"),
     ("unsupported_media_type", 415, "the body is not JSON"),
     ("rate_limited", 429, "too many requests; retry later"),
-    ("internal", 500, "an unexpected error; the log has the cause"),
-    ("unavailable", 503, "a dependency (the database) is unavailable"),
+    (
+        "internal",
+        500,
+        "an unexpected error; the log has the cause",
+    ),
+    (
+        "unavailable",
+        503,
+        "a dependency (the database) is unavailable",
+    ),
 ];
 
 #[derive(Debug)]

@@ -5,10 +5,10 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::AppState;
 use super::auth::Caller;
 use super::error::ApiError;
 use super::views::ts;
+use super::{ApiJson, AppState};
 use crate::domain::calendar::WorkingDuration;
 use crate::domain::types::{DepartmentCode, DepartmentKind, Role, TicketNo};
 use crate::store::entities::department;
@@ -30,7 +30,8 @@ pub async fn list_departments(
         .map(department_json)
         .collect();
     let total = items.len();
-    Ok(HttpResponse::Ok().json(json!({"items": items, "total": total, "page": 1, "per_page": total})))
+    Ok(HttpResponse::Ok()
+        .json(json!({"items": items, "total": total, "page": 1, "per_page": total})))
 }
 
 #[derive(Deserialize)]
@@ -45,12 +46,13 @@ pub struct NewDepartment {
 pub async fn create_department(
     caller: Caller,
     state: web::Data<AppState>,
-    body: web::Json<NewDepartment>,
+    body: ApiJson<NewDepartment>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(&[Role::Admin])?;
     let b = body.into_inner();
     let mut errors = Vec::new();
-    let code = DepartmentCode::parse(b.code.trim()).map_err(|e| errors.push(format!("`code`: {e}")));
+    let code =
+        DepartmentCode::parse(b.code.trim()).map_err(|e| errors.push(format!("`code`: {e}")));
     let name = b.name.trim();
     if name.is_empty() || name.chars().count() > 100 {
         errors.push("`name` must be 1–100 characters".into());
@@ -65,7 +67,13 @@ pub async fn create_department(
     };
     let d = state
         .store
-        .create_department(code.as_str(), name, b.kind.as_str(), email, crate::store::now())
+        .create_department(
+            code.as_str(),
+            name,
+            b.kind.as_str(),
+            email,
+            crate::store::now(),
+        )
         .await?;
     Ok(HttpResponse::Created().json(department_json(&d)))
 }
@@ -83,9 +91,16 @@ pub async fn public_ticket(
     q: web::Query<CodeQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let no = TicketNo::parse(path.trim()).ok_or_else(ApiError::not_found)?;
-    let code = q.code.as_deref().map(str::trim).unwrap_or_default().to_ascii_uppercase();
+    let code = q
+        .code
+        .as_deref()
+        .map(str::trim)
+        .unwrap_or_default()
+        .to_ascii_uppercase();
     if code.is_empty() {
-        return Err(ApiError::validation("`code` (the 6-character query code) is required"));
+        return Err(ApiError::validation(
+            "`code` (the 6-character query code) is required",
+        ));
     }
     let t = state
         .store
@@ -125,15 +140,19 @@ pub struct DueQuery {
 }
 
 /// `GET /api/v1/calendar/due`: the deadline arithmetic, open to anyone.
-pub async fn due(state: web::Data<AppState>, q: web::Query<DueQuery>) -> Result<HttpResponse, ApiError> {
+pub async fn due(
+    state: web::Data<AppState>,
+    q: web::Query<DueQuery>,
+) -> Result<HttpResponse, ApiError> {
     let q = q.into_inner();
     let from = q
         .from
         .as_deref()
         .ok_or_else(|| ApiError::validation("`from` (RFC 3339) is required"))
         .and_then(|f| {
-            DateTime::parse_from_rfc3339(f.trim())
-                .map_err(|_| ApiError::validation("`from` must be an RFC 3339 timestamp with offset"))
+            DateTime::parse_from_rfc3339(f.trim()).map_err(|_| {
+                ApiError::validation("`from` must be an RFC 3339 timestamp with offset")
+            })
         })?
         .with_timezone(&Utc);
     let given: Vec<(&str, &String)> = [
@@ -175,8 +194,11 @@ pub async fn healthz() -> HttpResponse {
 }
 
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    let db = match tokio::time::timeout(std::time::Duration::from_secs(2), state.store.ping()).await {
-        Ok(Ok(())) => json!({"status": "ok", "backend": format!("{:?}", state.store.backend()).to_lowercase()}),
+    let db = match tokio::time::timeout(std::time::Duration::from_secs(2), state.store.ping()).await
+    {
+        Ok(Ok(())) => {
+            json!({"status": "ok", "backend": format!("{:?}", state.store.backend()).to_lowercase()})
+        }
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "readiness: database check failed");
             json!({"status": "error", "error": e.to_string()})

@@ -10,7 +10,7 @@ pub mod views;
 
 use actix_web::body::{BoxBody, EitherBody, MessageBody};
 use actix_web::dev::ServiceResponse;
-use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
+use actix_web::error::{PathError, QueryPayloadError};
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::middleware::{ErrorHandlerResponse, ErrorHandlers};
 use actix_web::{HttpRequest, web};
@@ -32,21 +32,47 @@ pub struct AppState {
 
 pub const MAX_BODY: usize = 1024 * 1024;
 
-fn json_error(err: JsonPayloadError, _req: &HttpRequest) -> actix_web::Error {
-    let e = match &err {
-        JsonPayloadError::OverflowKnownLength { .. } | JsonPayloadError::Overflow { .. } => {
-            ApiError::new("payload_too_large", "the body is larger than 1 MiB")
-        }
-        JsonPayloadError::ContentType => {
-            ApiError::new("unsupported_media_type", "send the body as application/json")
-        }
-        JsonPayloadError::Deserialize(de) if de.is_data() => ApiError::validation(de.to_string()),
-        JsonPayloadError::Deserialize(de) => {
-            ApiError::new("malformed_json", format!("the body is not valid JSON: {de}"))
-        }
-        other => ApiError::new("malformed_json", other.to_string()),
-    };
-    e.into()
+/// A JSON body: syntax errors are `malformed_json` (400); well-formed JSON of
+/// the wrong shape or values is `validation_failed` (422); over 1 MiB is
+/// `payload_too_large` (413). Parsing through `Value` first keeps that split
+/// exact, whatever serde_json's own classification says.
+pub struct ApiJson<T>(pub T);
+
+impl<T> ApiJson<T> {
+    pub fn into_inner(self) -> T {
+        self.0
+    }
+}
+
+impl<T> std::ops::Deref for ApiJson<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T: serde::de::DeserializeOwned + 'static> actix_web::FromRequest for ApiJson<T> {
+    type Error = ApiError;
+    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut actix_web::dev::Payload) -> Self::Future {
+        let bytes = web::Bytes::from_request(req, payload);
+        Box::pin(async move {
+            let bytes = bytes.await.map_err(|e| {
+                if e.as_response_error().status_code().as_u16() == 413 {
+                    ApiError::new("payload_too_large", "the body is larger than 1 MiB")
+                } else {
+                    ApiError::bad_request(format!("cannot read the body: {e}"))
+                }
+            })?;
+            let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
+                ApiError::new("malformed_json", format!("the body is not valid JSON: {e}"))
+            })?;
+            serde_json::from_value(value)
+                .map(ApiJson)
+                .map_err(|e| ApiError::validation(e.to_string()))
+        })
+    }
 }
 
 fn query_error(err: QueryPayloadError, _req: &HttpRequest) -> actix_web::Error {
@@ -57,18 +83,11 @@ fn path_error(_err: PathError, _req: &HttpRequest) -> actix_web::Error {
     ApiError::not_found().into()
 }
 
-/// Extractor settings: 1 MiB bodies, JSON accepted without a content type,
-/// and problem+json for every parse failure.
+/// Extractor settings: 1 MiB bodies and problem+json for every parse failure.
 pub fn extractor_config(cfg: &mut web::ServiceConfig) {
-    cfg.app_data(
-        web::JsonConfig::default()
-            .limit(MAX_BODY)
-            .content_type_required(false)
-            .error_handler(json_error),
-    )
-    .app_data(web::QueryConfig::default().error_handler(query_error))
-    .app_data(web::PathConfig::default().error_handler(path_error))
-    .app_data(web::PayloadConfig::default().limit(MAX_BODY));
+    cfg.app_data(web::QueryConfig::default().error_handler(query_error))
+        .app_data(web::PathConfig::default().error_handler(path_error))
+        .app_data(web::PayloadConfig::default().limit(MAX_BODY));
 }
 
 /// Rewrites error responses that did not come from our handlers (unknown

@@ -9,31 +9,223 @@ use super::error::ERROR_CODES;
 
 /// `(method, path, summary, roles, request schema, success status, response schema)`
 pub const OPERATIONS: &[(&str, &str, &str, &str, Option<&str>, u16, &str)] = &[
-    ("post", "/api/v1/auth/login", "Log in; returns a bearer token", "anyone", Some("LoginRequest"), 200, "LoginResponse"),
-    ("get", "/api/v1/auth/me", "The caller's own user", "any user", None, 200, "User"),
-    ("post", "/api/v1/users", "Create a user", "admin", Some("NewUser"), 201, "User"),
-    ("get", "/api/v1/users", "List users", "admin", None, 200, "UserList"),
-    ("get", "/api/v1/departments", "List departments", "any user", None, 200, "DepartmentList"),
-    ("post", "/api/v1/departments", "Create a department", "admin", Some("NewDepartment"), 201, "Department"),
-    ("post", "/api/v1/tickets", "Register an appeal (201 new, 200 when (channel, external_id) exists)", "agent, dispatcher", Some("NewTicket"), 201, "Ticket"),
-    ("get", "/api/v1/tickets", "List tickets in the caller's scope", "any user (department users: their tickets)", None, 200, "TicketList"),
-    ("get", "/api/v1/tickets/{id}", "A ticket with its events and extension requests", "scoped", None, 200, "Ticket"),
-    ("post", "/api/v1/tickets/{id}/dispatch", "Dispatch or re-dispatch (派单/改派)", "dispatcher", Some("Dispatch"), 200, "Ticket"),
-    ("post", "/api/v1/tickets/{id}/sign", "Sign for the ticket (签收)", "lead handler, dept_head", None, 200, "Ticket"),
-    ("post", "/api/v1/tickets/{id}/return", "Return the ticket (退单)", "lead handler, dept_head", Some("Reason"), 200, "Ticket"),
-    ("post", "/api/v1/tickets/{id}/extensions", "Ask for an extension (延期)", "lead handler, dept_head", Some("ExtensionRequest"), 201, "Extension"),
-    ("post", "/api/v1/tickets/{id}/extensions/{ext_id}/decision", "Approve or reject an extension", "dispatcher", Some("ExtensionDecision"), 200, "Ticket"),
-    ("post", "/api/v1/tickets/{id}/reply", "Reply (答复)", "lead handler, dept_head", Some("Reply"), 200, "Ticket"),
-    ("post", "/api/v1/tickets/{id}/callback", "Record the callback (回访)", "dispatcher", Some("Callback"), 200, "Ticket"),
-    ("post", "/api/v1/tickets/{id}/close", "Close directly: direct answer, rejection, emergency transfer", "agent, dispatcher", Some("Close"), 200, "Ticket"),
-    ("post", "/api/v1/tickets/{id}/merge", "Merge into another ticket (并单)", "dispatcher", Some("Merge"), 200, "Ticket"),
-    ("post", "/api/v1/tickets/{id}/notes", "Add a note (co-departments too)", "scoped, not leader", Some("Note"), 200, "Ticket"),
-    ("post", "/api/v1/tickets/{id}/reveal", "Reveal citizen name and phone (logged)", "scoped", Some("Reason"), 200, "Reveal"),
-    ("get", "/api/v1/access-log", "Personal-data access log", "admin, supervisor", None, 200, "AccessLogList"),
-    ("get", "/api/v1/public/tickets/{ticket_no}", "Public progress look-up with the query code", "anyone", None, 200, "PublicTicket"),
-    ("get", "/api/v1/calendar/due", "Deadline arithmetic: from + working_days | working_hours | hours", "anyone", None, 200, "Due"),
+    (
+        "post",
+        "/api/v1/auth/login",
+        "Log in; returns a bearer token",
+        "anyone",
+        Some("LoginRequest"),
+        200,
+        "LoginResponse",
+    ),
+    (
+        "get",
+        "/api/v1/auth/me",
+        "The caller's own user",
+        "any user",
+        None,
+        200,
+        "User",
+    ),
+    (
+        "post",
+        "/api/v1/users",
+        "Create a user",
+        "admin",
+        Some("NewUser"),
+        201,
+        "User",
+    ),
+    (
+        "get",
+        "/api/v1/users",
+        "List users",
+        "admin",
+        None,
+        200,
+        "UserList",
+    ),
+    (
+        "get",
+        "/api/v1/departments",
+        "List departments",
+        "any user",
+        None,
+        200,
+        "DepartmentList",
+    ),
+    (
+        "post",
+        "/api/v1/departments",
+        "Create a department",
+        "admin",
+        Some("NewDepartment"),
+        201,
+        "Department",
+    ),
+    (
+        "post",
+        "/api/v1/tickets",
+        "Register an appeal (201 new, 200 when (channel, external_id) exists)",
+        "agent, dispatcher",
+        Some("NewTicket"),
+        201,
+        "Ticket",
+    ),
+    (
+        "get",
+        "/api/v1/tickets",
+        "List tickets in the caller's scope",
+        "any user (department users: their tickets)",
+        None,
+        200,
+        "TicketList",
+    ),
+    (
+        "get",
+        "/api/v1/tickets/{id}",
+        "A ticket with its events and extension requests",
+        "scoped",
+        None,
+        200,
+        "Ticket",
+    ),
+    (
+        "post",
+        "/api/v1/tickets/{id}/dispatch",
+        "Dispatch or re-dispatch (派单/改派)",
+        "dispatcher",
+        Some("Dispatch"),
+        200,
+        "Ticket",
+    ),
+    (
+        "post",
+        "/api/v1/tickets/{id}/sign",
+        "Sign for the ticket (签收)",
+        "lead handler, dept_head",
+        None,
+        200,
+        "Ticket",
+    ),
+    (
+        "post",
+        "/api/v1/tickets/{id}/return",
+        "Return the ticket (退单)",
+        "lead handler, dept_head",
+        Some("Reason"),
+        200,
+        "Ticket",
+    ),
+    (
+        "post",
+        "/api/v1/tickets/{id}/extensions",
+        "Ask for an extension (延期)",
+        "lead handler, dept_head",
+        Some("ExtensionRequest"),
+        201,
+        "Extension",
+    ),
+    (
+        "post",
+        "/api/v1/tickets/{id}/extensions/{ext_id}/decision",
+        "Approve or reject an extension",
+        "dispatcher",
+        Some("ExtensionDecision"),
+        200,
+        "Ticket",
+    ),
+    (
+        "post",
+        "/api/v1/tickets/{id}/reply",
+        "Reply (答复)",
+        "lead handler, dept_head",
+        Some("Reply"),
+        200,
+        "Ticket",
+    ),
+    (
+        "post",
+        "/api/v1/tickets/{id}/callback",
+        "Record the callback (回访)",
+        "dispatcher",
+        Some("Callback"),
+        200,
+        "Ticket",
+    ),
+    (
+        "post",
+        "/api/v1/tickets/{id}/close",
+        "Close directly: direct answer, rejection, emergency transfer",
+        "agent, dispatcher",
+        Some("Close"),
+        200,
+        "Ticket",
+    ),
+    (
+        "post",
+        "/api/v1/tickets/{id}/merge",
+        "Merge into another ticket (并单)",
+        "dispatcher",
+        Some("Merge"),
+        200,
+        "Ticket",
+    ),
+    (
+        "post",
+        "/api/v1/tickets/{id}/notes",
+        "Add a note (co-departments too)",
+        "scoped, not leader",
+        Some("Note"),
+        200,
+        "Ticket",
+    ),
+    (
+        "post",
+        "/api/v1/tickets/{id}/reveal",
+        "Reveal citizen name and phone (logged)",
+        "scoped",
+        Some("Reason"),
+        200,
+        "Reveal",
+    ),
+    (
+        "get",
+        "/api/v1/access-log",
+        "Personal-data access log",
+        "admin, supervisor",
+        None,
+        200,
+        "AccessLogList",
+    ),
+    (
+        "get",
+        "/api/v1/public/tickets/{ticket_no}",
+        "Public progress look-up with the query code",
+        "anyone",
+        None,
+        200,
+        "PublicTicket",
+    ),
+    (
+        "get",
+        "/api/v1/calendar/due",
+        "Deadline arithmetic: from + working_days | working_hours | hours",
+        "anyone",
+        None,
+        200,
+        "Due",
+    ),
     ("get", "/healthz", "Liveness", "anyone", None, 200, "Status"),
-    ("get", "/readyz", "Readiness (database, Redis when configured)", "anyone", None, 200, "Status"),
+    (
+        "get",
+        "/readyz",
+        "Readiness (database, Redis when configured)",
+        "anyone",
+        None,
+        200,
+        "Status",
+    ),
 ];
 
 fn params(path: &str, method: &str) -> Vec<Value> {
@@ -53,22 +245,40 @@ fn params(path: &str, method: &str) -> Vec<Value> {
     let dt = json!({"type": "string", "format": "date-time"});
     match (method, path) {
         ("get", "/api/v1/tickets") => {
-            out.push(q("state", json!({"$ref": "#/components/schemas/TicketState"})));
+            out.push(q(
+                "state",
+                json!({"$ref": "#/components/schemas/TicketState"}),
+            ));
             out.push(q("department", s.clone()));
-            out.push(q("channel", json!({"$ref": "#/components/schemas/Channel"})));
-            out.push(q("category", json!({"$ref": "#/components/schemas/Category"})));
+            out.push(q(
+                "channel",
+                json!({"$ref": "#/components/schemas/Channel"}),
+            ));
+            out.push(q(
+                "category",
+                json!({"$ref": "#/components/schemas/Category"}),
+            ));
             out.push(q("overdue", json!({"type": "boolean"})));
-            out.push(q("escalation_level", json!({"type": "integer", "minimum": 0, "maximum": 3})));
+            out.push(q(
+                "escalation_level",
+                json!({"type": "integer", "minimum": 0, "maximum": 3}),
+            ));
             out.push(q("q", s.clone()));
             out.push(q("created_from", dt.clone()));
             out.push(q("created_to", dt.clone()));
             out.push(q("page", json!({"type": "integer", "minimum": 1})));
-            out.push(q("per_page", json!({"type": "integer", "minimum": 1, "maximum": 500})));
+            out.push(q(
+                "per_page",
+                json!({"type": "integer", "minimum": 1, "maximum": 500}),
+            ));
         }
         ("get", "/api/v1/access-log") => {
             out.push(q("ticket_id", json!({"type": "integer"})));
             out.push(q("page", json!({"type": "integer", "minimum": 1})));
-            out.push(q("per_page", json!({"type": "integer", "minimum": 1, "maximum": 500})));
+            out.push(q(
+                "per_page",
+                json!({"type": "integer", "minimum": 1, "maximum": 500}),
+            ));
         }
         ("get", "/api/v1/public/tickets/{ticket_no}") => {
             out.push(json!({"name": "code", "in": "query", "required": true, "schema": {"type": "string", "minLength": 6, "maxLength": 6}}));
@@ -76,7 +286,10 @@ fn params(path: &str, method: &str) -> Vec<Value> {
         ("get", "/api/v1/calendar/due") => {
             out.push(json!({"name": "from", "in": "query", "required": true, "schema": dt}));
             for n in ["working_days", "working_hours", "hours"] {
-                out.push(q(n, json!({"type": "integer", "minimum": 0, "maximum": 100000})));
+                out.push(q(
+                    n,
+                    json!({"type": "integer", "minimum": 0, "maximum": 100000}),
+                ));
             }
         }
         _ => {}
@@ -90,9 +303,11 @@ fn schemas() -> Value {
     let strn = json!({"type": ["string", "null"]});
     let dt = json!({"type": "string", "format": "date-time"});
     let dtn = json!({"type": ["string", "null"], "format": "date-time"});
-    let list = |item: &str| json!({"type": "object", "required": ["items", "total", "page", "per_page"], "properties": {
+    let list = |item: &str| {
+        json!({"type": "object", "required": ["items", "total", "page", "per_page"], "properties": {
         "items": {"type": "array", "items": {"$ref": format!("#/components/schemas/{item}")}},
-        "total": {"type": "integer"}, "page": {"type": "integer"}, "per_page": {"type": "integer"}}});
+        "total": {"type": "integer"}, "page": {"type": "integer"}, "per_page": {"type": "integer"}}})
+    };
     json!({
         "Problem": {"type": "object", "required": ["type", "title", "status", "code", "detail"], "properties": {
             "type": str_, "title": str_, "status": {"type": "integer"},
@@ -206,7 +421,9 @@ pub async fn document() -> HttpResponse {
 }
 
 fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 /// A plain HTML page listing every operation and error code.
@@ -231,7 +448,9 @@ pub async fn docs_page() -> HttpResponse {
             req.map(esc).unwrap_or_default()
         ));
     }
-    html.push_str("</table><h2>Error codes</h2><table><tr><th>code</th><th>status</th><th>meaning</th></tr>");
+    html.push_str(
+        "</table><h2>Error codes</h2><table><tr><th>code</th><th>status</th><th>meaning</th></tr>",
+    );
     for (code, status, meaning) in ERROR_CODES {
         html.push_str(&format!(
             "<tr><td><code>{code}</code></td><td>{status}</td><td>{}</td></tr>",

@@ -7,15 +7,14 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::AppState;
 use super::auth::Caller;
 use super::error::ApiError;
 use super::views::{event_view, extension_view, ticket_view, ticket_view_with};
+use super::{ApiJson, AppState};
 use crate::domain::appeal::RawAppeal;
 use crate::domain::lifecycle::{self, Action, Rules};
 use crate::domain::types::{
-    Category, Channel, DepartmentCode, ExtensionStatus, Resolution, Role, Satisfaction,
-    TicketState,
+    Category, Channel, DepartmentCode, ExtensionStatus, Resolution, Role, Satisfaction, TicketState,
 };
 use crate::store::entities::{extension, ticket};
 use crate::store::tickets::{SideEffect, TicketFilter, to_domain};
@@ -23,7 +22,7 @@ use crate::store::tickets::{SideEffect, TicketFilter, to_domain};
 pub async fn create(
     caller: Caller,
     state: web::Data<AppState>,
-    body: web::Json<RawAppeal>,
+    body: ApiJson<RawAppeal>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(&[Role::Agent, Role::Dispatcher])?;
     let appeal = body
@@ -72,19 +71,29 @@ where
     }
 }
 
-pub fn parse_time(errors: &mut Vec<String>, name: &str, v: &Option<String>) -> Option<DateTime<Utc>> {
+pub fn parse_time(
+    errors: &mut Vec<String>,
+    name: &str,
+    v: &Option<String>,
+) -> Option<DateTime<Utc>> {
     let v = v.as_deref().map(str::trim).filter(|s| !s.is_empty())?;
     match DateTime::parse_from_rfc3339(v) {
         Ok(t) => Some(t.with_timezone(&Utc)),
         Err(_) => {
-            errors.push(format!("`{name}` must be an RFC 3339 timestamp with offset"));
+            errors.push(format!(
+                "`{name}` must be an RFC 3339 timestamp with offset"
+            ));
             None
         }
     }
 }
 
 /// `page` (from 1) and `per_page` (default 50, at most 500).
-pub fn paging(errors: &mut Vec<String>, page: &Option<String>, per_page: &Option<String>) -> (u64, u64) {
+pub fn paging(
+    errors: &mut Vec<String>,
+    page: &Option<String>,
+    per_page: &Option<String>,
+) -> (u64, u64) {
     let page = parse_opt::<u64>(errors, "page", page).unwrap_or(1);
     let per_page = parse_opt::<u64>(errors, "per_page", per_page).unwrap_or(50);
     if page == 0 {
@@ -130,8 +139,7 @@ pub async fn list(
         category: parse_opt::<Category>(&mut errors, "category", &q.category),
         overdue,
         escalation_level,
-        q: q
-            .q
+        q: q.q
             .as_deref()
             .map(str::trim)
             .filter(|s| !s.is_empty())
@@ -169,9 +177,21 @@ async fn load(state: &AppState, caller: &Caller, id: i64) -> Result<ticket::Mode
 }
 
 /// The full ticket: fields, deadlines, events and extension requests.
-async fn detail(state: &AppState, caller: &Caller, t: &ticket::Model) -> Result<HttpResponse, ApiError> {
+async fn detail(
+    state: &AppState,
+    caller: &Caller,
+    t: &ticket::Model,
+) -> Result<HttpResponse, ApiError> {
     let mut view = ticket_view(t, caller, crate::store::now());
-    view.events = Some(state.store.events(t.id).await?.iter().map(event_view).collect());
+    view.events = Some(
+        state
+            .store
+            .events(t.id)
+            .await?
+            .iter()
+            .map(event_view)
+            .collect(),
+    );
     view.extensions = Some(
         state
             .store
@@ -253,7 +273,7 @@ pub async fn dispatch(
     caller: Caller,
     state: web::Data<AppState>,
     path: web::Path<String>,
-    body: web::Json<DispatchBody>,
+    body: ApiJson<DispatchBody>,
 ) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner();
     caller.require(&[Role::Dispatcher])?;
@@ -297,7 +317,7 @@ pub async fn return_ticket(
     caller: Caller,
     state: web::Data<AppState>,
     path: web::Path<String>,
-    body: web::Json<ReasonBody>,
+    body: ApiJson<ReasonBody>,
 ) -> Result<HttpResponse, ApiError> {
     let reason = body.into_inner().reason.trim().to_owned();
     act(state, caller, path, Action::Return { reason }).await
@@ -313,7 +333,7 @@ pub async fn request_extension(
     caller: Caller,
     state: web::Data<AppState>,
     path: web::Path<String>,
-    body: web::Json<ExtensionBody>,
+    body: ApiJson<ExtensionBody>,
 ) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner();
     let id = ticket_id(&path)?;
@@ -344,7 +364,7 @@ pub async fn decide_extension(
     caller: Caller,
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
-    body: web::Json<DecisionBody>,
+    body: ApiJson<DecisionBody>,
 ) -> Result<HttpResponse, ApiError> {
     let (tid, eid) = path.into_inner();
     let id = ticket_id(&tid)?;
@@ -391,7 +411,7 @@ pub async fn reply(
     caller: Caller,
     state: web::Data<AppState>,
     path: web::Path<String>,
-    body: web::Json<ReplyBody>,
+    body: ApiJson<ReplyBody>,
 ) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner();
     let action = Action::Reply {
@@ -413,7 +433,7 @@ pub async fn callback(
     caller: Caller,
     state: web::Data<AppState>,
     path: web::Path<String>,
-    body: web::Json<CallbackBody>,
+    body: ApiJson<CallbackBody>,
 ) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner();
     let action = Action::Callback {
@@ -434,7 +454,7 @@ pub async fn close(
     caller: Caller,
     state: web::Data<AppState>,
     path: web::Path<String>,
-    body: web::Json<CloseBody>,
+    body: ApiJson<CloseBody>,
 ) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner();
     let action = Action::Close {
@@ -453,7 +473,7 @@ pub async fn merge(
     caller: Caller,
     state: web::Data<AppState>,
     path: web::Path<String>,
-    body: web::Json<MergeBody>,
+    body: ApiJson<MergeBody>,
 ) -> Result<HttpResponse, ApiError> {
     let id = ticket_id(&path)?;
     caller.require(&[Role::Dispatcher])?;
@@ -471,7 +491,9 @@ pub async fn merge(
     }
     .ok_or_else(|| ApiError::validation("`into` names no ticket"))?;
     if target.id == id {
-        return Err(ApiError::validation("a ticket cannot be merged into itself"));
+        return Err(ApiError::validation(
+            "a ticket cannot be merged into itself",
+        ));
     }
     let action = Action::Merge {
         into: target.id,
@@ -493,7 +515,7 @@ pub async fn note(
     caller: Caller,
     state: web::Data<AppState>,
     path: web::Path<String>,
-    body: web::Json<NoteBody>,
+    body: ApiJson<NoteBody>,
 ) -> Result<HttpResponse, ApiError> {
     let action = Action::Note {
         content: body.into_inner().content.trim().to_owned(),
@@ -505,12 +527,14 @@ pub async fn reveal(
     caller: Caller,
     state: web::Data<AppState>,
     path: web::Path<String>,
-    body: web::Json<ReasonBody>,
+    body: ApiJson<ReasonBody>,
 ) -> Result<HttpResponse, ApiError> {
     let t = load(&state, &caller, ticket_id(&path)?).await?;
     let reason = body.into_inner().reason.trim().to_owned();
     if reason.is_empty() || reason.chars().count() > 500 {
-        return Err(ApiError::validation("`reason` is required (at most 500 characters)"));
+        return Err(ApiError::validation(
+            "`reason` is required (at most 500 characters)",
+        ));
     }
     state
         .store

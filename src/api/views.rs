@@ -162,10 +162,13 @@ pub fn ticket_view_with(
             .citizen_name
             .as_deref()
             .map(|n| if unmasked { n.to_owned() } else { mask_name(n) }),
-        phone: t
-            .citizen_phone
-            .as_deref()
-            .map(|p| if unmasked { p.to_owned() } else { mask_phone(p) }),
+        phone: t.citizen_phone.as_deref().map(|p| {
+            if unmasked {
+                p.to_owned()
+            } else {
+                mask_phone(p)
+            }
+        }),
         anonymous: t.citizen_phone.is_none(),
         masked: !unmasked,
     };

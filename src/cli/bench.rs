@@ -35,14 +35,23 @@ fn err(e: impl std::fmt::Display) -> StartupError {
     StartupError::Bootstrap(e.to_string())
 }
 
-async fn post(client: &awc::Client, url: &str, token: Option<&str>, body: &Value) -> Result<(u16, Value), StartupError> {
+async fn post(
+    client: &awc::Client,
+    url: &str,
+    token: Option<&str>,
+    body: &Value,
+) -> Result<(u16, Value), StartupError> {
     let mut req = client.post(url).timeout(Duration::from_secs(30));
     if let Some(t) = token {
         req = req.bearer_auth(t);
     }
     let mut res = req.send_json(body).await.map_err(err)?;
     let status = res.status().as_u16();
-    let v = res.json::<Value>().limit(4 << 20).await.unwrap_or(Value::Null);
+    let v = res
+        .json::<Value>()
+        .limit(4 << 20)
+        .await
+        .unwrap_or(Value::Null);
     Ok((status, v))
 }
 
@@ -55,18 +64,42 @@ pub async fn run(settings: &Settings, cmd: BenchCommand) -> Result<(), StartupEr
         concurrency,
     } = cmd;
     let client = awc::Client::default();
-    let (s, login) = post(&client, &format!("{url}/api/v1/auth/login"), None, &json!({"username": username, "password": password})).await?;
+    let (s, login) = post(
+        &client,
+        &format!("{url}/api/v1/auth/login"),
+        None,
+        &json!({"username": username, "password": password}),
+    )
+    .await?;
     if s != 200 {
         return Err(err(format!("admin login failed ({s}): {login}")));
     }
     let admin = login["token"].as_str().unwrap_or_default().to_owned();
     let agent = format!("bench_{}", std::process::id());
-    let agent_pw = format!("pw-{}-{}", std::process::id(), chrono::Utc::now().timestamp());
-    let (s, body) = post(&client, &format!("{url}/api/v1/users"), Some(&admin), &json!({"username": agent, "password": agent_pw, "role": "agent"})).await?;
+    let agent_pw = format!(
+        "pw-{}-{}",
+        std::process::id(),
+        chrono::Utc::now().timestamp()
+    );
+    let (s, body) = post(
+        &client,
+        &format!("{url}/api/v1/users"),
+        Some(&admin),
+        &json!({"username": agent, "password": agent_pw, "role": "agent"}),
+    )
+    .await?;
     if s != 201 && s != 409 {
-        return Err(err(format!("creating the bench agent failed ({s}): {body}")));
+        return Err(err(format!(
+            "creating the bench agent failed ({s}): {body}"
+        )));
     }
-    let (_, login) = post(&client, &format!("{url}/api/v1/auth/login"), None, &json!({"username": agent, "password": agent_pw})).await?;
+    let (_, login) = post(
+        &client,
+        &format!("{url}/api/v1/auth/login"),
+        None,
+        &json!({"username": agent, "password": agent_pw}),
+    )
+    .await?;
     let token = login["token"].as_str().unwrap_or_default().to_owned();
 
     let store = Store::connect(&settings.database_url(), 2).await?;
@@ -100,13 +133,20 @@ pub async fn run(settings: &Settings, cmd: BenchCommand) -> Result<(), StartupEr
         acked.saturating_sub(stored)
     );
     if stored < acked {
-        return Err(err("tickets acknowledged with 201 are missing from the database"));
+        return Err(err(
+            "tickets acknowledged with 201 are missing from the database",
+        ));
     }
     Ok(())
 }
 
 /// `n` registrations over `concurrency` connections; latencies of the 201s.
-async fn drive(url: &str, token: &str, n: usize, concurrency: usize) -> (Vec<Duration>, usize, usize) {
+async fn drive(
+    url: &str,
+    token: &str,
+    n: usize,
+    concurrency: usize,
+) -> (Vec<Duration>, usize, usize) {
     let mut handles = Vec::new();
     for w in 0..concurrency {
         let share = n / concurrency + usize::from(w < n % concurrency);

@@ -43,9 +43,24 @@ struct DemoAppeal {
 const DEMO_USERS: &[(&str, Role, Option<&str>, &str)] = &[
     ("agent1", Role::Agent, None, "坐席 小李"),
     ("dispatcher1", Role::Dispatcher, None, "派单员 小王"),
-    ("handler_water", Role::Handler, Some("water"), "水务集团 承办人"),
-    ("head_water", Role::DeptHead, Some("water"), "水务集团 负责人"),
-    ("handler_city_management", Role::Handler, Some("city_management"), "城管执法局 承办人"),
+    (
+        "handler_water",
+        Role::Handler,
+        Some("water"),
+        "水务集团 承办人",
+    ),
+    (
+        "head_water",
+        Role::DeptHead,
+        Some("water"),
+        "水务集团 负责人",
+    ),
+    (
+        "handler_city_management",
+        Role::Handler,
+        Some("city_management"),
+        "城管执法局 承办人",
+    ),
     ("supervisor1", Role::Supervisor, None, "督办 老陈"),
     ("leader1", Role::Leader, None, "领导"),
 ];
@@ -66,12 +81,21 @@ pub async fn load(
     for d in &catalogue.departments {
         if store.department(d.code.as_str()).await?.is_none() {
             store
-                .create_department(d.code.as_str(), &d.name, d.kind.as_str(), d.email.as_deref(), now)
+                .create_department(
+                    d.code.as_str(),
+                    &d.name,
+                    d.kind.as_str(),
+                    d.email.as_deref(),
+                    now,
+                )
                 .await?;
             added += 1;
         }
     }
-    println!("departments: {added} added, {} in the catalogue", catalogue.departments.len());
+    println!(
+        "departments: {added} added, {} in the catalogue",
+        catalogue.departments.len()
+    );
 
     let mut rng = StdRng::from_entropy();
     let mut lines = Vec::new();
@@ -96,7 +120,11 @@ pub async fn load(
             println!("  {l}");
         }
         let path = settings.data_dir.join("demo-credentials.txt");
-        if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(&path) {
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+        {
             for l in &lines {
                 let _ = writeln!(f, "{l}");
             }
@@ -104,7 +132,8 @@ pub async fn load(
         }
     }
 
-    let file: DemoFile = toml::from_str(include_str!("../../config/demo-appeals.toml")).map_err(err)?;
+    let file: DemoFile =
+        toml::from_str(include_str!("../../config/demo-appeals.toml")).map_err(err)?;
     let rules = Rules {
         calendar,
         sla: &settings.sla,
@@ -130,7 +159,9 @@ async fn create(
     at: DateTime<Utc>,
     rng: &mut StdRng,
 ) -> Result<ticket::Model, StartupError> {
-    const SURNAMES: &[&str] = &["王", "李", "张", "刘", "陈", "杨", "黄", "赵", "吴", "周", "徐", "孙"];
+    const SURNAMES: &[&str] = &[
+        "王", "李", "张", "刘", "陈", "杨", "黄", "赵", "吴", "周", "徐", "孙",
+    ];
     let anonymous = i % 11 == 5;
     let appeal = NewAppeal {
         channel: a.channel,
@@ -143,15 +174,27 @@ async fn create(
             format!(
                 "{}{}",
                 SURNAMES[rng.gen_range(0..SURNAMES.len())],
-                if rng.gen_bool(0.5) { "先生" } else { "女士" }
+                if rng.gen_bool(0.5) {
+                    "先生"
+                } else {
+                    "女士"
+                }
             )
         }),
-        citizen_phone: (!anonymous).then(|| format!("1{}{:09}", rng.gen_range(3..=9), rng.gen_range(0..1_000_000_000u64))),
+        citizen_phone: (!anonymous).then(|| {
+            format!(
+                "1{}{:09}",
+                rng.gen_range(3..=9),
+                rng.gen_range(0..1_000_000_000u64)
+            )
+        }),
         address: a.address.clone(),
         district: DepartmentCode::parse(&a.district).ok(),
         created_by: "agent1".into(),
     };
-    let mut r = store.create_tickets(std::slice::from_ref(&appeal), at).await;
+    let mut r = store
+        .create_tickets(std::slice::from_ref(&appeal), at)
+        .await;
     Ok(r.pop().ok_or_else(|| err("no result"))??.ticket)
 }
 
@@ -203,7 +246,11 @@ async fn drive(
         resolved: satisfaction != Satisfaction::Dissatisfied,
         note: None,
     };
-    let wrong = if a.department == "city_management" { "housing" } else { "city_management" };
+    let wrong = if a.department == "city_management" {
+        "housing"
+    } else {
+        "city_management"
+    };
     let wrong_handler = Actor {
         name: format!("handler_{wrong}"),
         role: Role::Handler,
@@ -212,7 +259,10 @@ async fn drive(
     let steps: Vec<(&Actor, Action, i64)> = match i % 9 {
         0 => vec![],
         1 => vec![(&dispatcher, dispatch.clone(), 20)],
-        2 => vec![(&dispatcher, dispatch.clone(), 15), (&handler, sign.clone(), 60)],
+        2 => vec![
+            (&dispatcher, dispatch.clone(), 15),
+            (&handler, sign.clone(), 60),
+        ],
         3 => vec![
             (&dispatcher, dispatch.clone(), 10),
             (&handler, sign.clone(), 50),

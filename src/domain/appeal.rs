@@ -76,7 +76,8 @@ fn check_len(errors: &mut Vec<String>, field: &str, s: &str, max: usize) {
 }
 
 fn has_control(s: &str) -> bool {
-    s.chars().any(|c| c.is_control() && c != '\n' && c != '\r' && c != '\t')
+    s.chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\r' && c != '\t')
 }
 
 /// Normalises a phone number: digits with an optional leading `+`; spaces

@@ -225,7 +225,9 @@ fn require_lead(action: &Action, actor: &Actor, t: &Ticket) -> Result<(), Lifecy
 fn non_empty(field: &str, s: &str, max: usize) -> Result<(), LifecycleError> {
     let n = s.trim().chars().count();
     if n == 0 {
-        Err(LifecycleError::Validation(format!("`{field}` must not be empty")))
+        Err(LifecycleError::Validation(format!(
+            "`{field}` must not be empty"
+        )))
     } else if n > max {
         Err(LifecycleError::Validation(format!(
             "`{field}` is longer than {max} characters"
@@ -359,7 +361,11 @@ pub fn apply(
                 return Err(invalid(action, from, ""));
             }
             if ticket.reply_due_at.is_some_and(|d| now >= d) {
-                return Err(invalid(action, from, "the reply deadline has already passed"));
+                return Err(invalid(
+                    action,
+                    from,
+                    "the reply deadline has already passed",
+                ));
             }
             if t.extension_count >= rules.sla.max_extensions as i32 {
                 return Err(invalid(action, from, "no extensions left"));
@@ -438,7 +444,11 @@ pub fn apply(
                 return Err(invalid(action, from, ""));
             }
             if ticket.anonymous {
-                return Err(invalid(action, from, "anonymous appeals cannot be called back"));
+                return Err(invalid(
+                    action,
+                    from,
+                    "anonymous appeals cannot be called back",
+                ));
             }
             let reached = *satisfaction != Satisfaction::Unreachable;
             t.satisfaction = Some(*satisfaction);
@@ -525,7 +535,9 @@ pub fn apply(
         Action::Note { content } => {
             non_empty("content", content, 4000)?;
             if actor.role == Role::Leader {
-                return Err(LifecycleError::Forbidden("leaders read; they do not write".into()));
+                return Err(LifecycleError::Forbidden(
+                    "leaders read; they do not write".into(),
+                ));
             }
             kind = EventKind::Note;
             payload = json!({ "content": content });

@@ -51,12 +51,30 @@ impl Default for SlaPolicy {
                 sign: WorkingDuration::Natural { minutes: 30 },
                 reply: WorkingDuration::Natural { minutes: 24 * 60 },
             },
-            consult: Limits { sign: wh(2), reply: wd(2) },
-            help: Limits { sign: wh(2), reply: wd(10) },
-            suggestion: Limits { sign: wh(2), reply: wd(10) },
-            complaint: Limits { sign: wh(2), reply: wd(15) },
-            report: Limits { sign: wh(2), reply: wd(15) },
-            praise: Limits { sign: wh(2), reply: wd(5) },
+            consult: Limits {
+                sign: wh(2),
+                reply: wd(2),
+            },
+            help: Limits {
+                sign: wh(2),
+                reply: wd(10),
+            },
+            suggestion: Limits {
+                sign: wh(2),
+                reply: wd(10),
+            },
+            complaint: Limits {
+                sign: wh(2),
+                reply: wd(15),
+            },
+            report: Limits {
+                sign: wh(2),
+                reply: wd(15),
+            },
+            praise: Limits {
+                sign: wh(2),
+                reply: wd(5),
+            },
             warn_before: WarnBefore {
                 sign: WorkingDuration::WorkingMinutes(30),
                 reply: wd(1),

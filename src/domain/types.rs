@@ -246,7 +246,9 @@ pub fn mask_name(name: &str) -> String {
         None => String::new(),
         Some(first) => {
             let rest = chars.count().max(1);
-            std::iter::once(first).chain(std::iter::repeat_n('*', rest)).collect()
+            std::iter::once(first)
+                .chain(std::iter::repeat_n('*', rest))
+                .collect()
         }
     }
 }
@@ -271,7 +273,10 @@ mod tests {
     fn enums_round_trip_through_their_wire_names() {
         for s in TicketState::ALL {
             assert_eq!(s.as_str().parse::<TicketState>().unwrap(), *s);
-            assert_eq!(serde_json::to_string(s).unwrap(), format!("\"{}\"", s.as_str()));
+            assert_eq!(
+                serde_json::to_string(s).unwrap(),
+                format!("\"{}\"", s.as_str())
+            );
         }
         assert!("bogus".parse::<Category>().is_err());
     }

@@ -17,8 +17,8 @@ use crate::domain::appeal::NewAppeal;
 use crate::domain::calendar::city_tz;
 use crate::domain::lifecycle::{EventDraft, Ticket};
 use crate::domain::types::{
-    Category, Channel, EventKind, ExtensionStatus, Resolution, Satisfaction, TicketNo,
-    TicketState, Urgency,
+    Category, Channel, EventKind, ExtensionStatus, Resolution, Satisfaction, TicketNo, TicketState,
+    Urgency,
 };
 
 /// The result of registering one appeal.
@@ -130,7 +130,9 @@ fn changes(t: &Ticket, now: DateTime<Utc>, version: i32) -> ticket::ActiveModel 
         resolution: Set(t.resolution.map(|r| r.as_str().to_owned())),
         merged_into: Set(t.merged_into),
         department: Set(t.department.clone()),
-        co_departments: Set(serde_json::to_string(&t.co_departments).unwrap_or_else(|_| "[]".into())),
+        co_departments: Set(
+            serde_json::to_string(&t.co_departments).unwrap_or_else(|_| "[]".into())
+        ),
         updated_at: Set(now),
         dispatched_at: Set(t.dispatched_at),
         signed_at: Set(t.signed_at),
@@ -294,7 +296,11 @@ impl Store {
                 .query_one_raw(Statement::from_sql_and_values(
                     b,
                     sql,
-                    [day_key.clone().into(), ch.as_str().into(), i64::from(*n).into()],
+                    [
+                        day_key.clone().into(),
+                        ch.as_str().into(),
+                        i64::from(*n).into(),
+                    ],
                 ))
                 .await?
                 .ok_or_else(|| StoreError::Corrupt("sequence upsert returned nothing".into()))?;
@@ -576,7 +582,9 @@ impl Store {
         if res.rows_affected != 1 {
             return Ok(None);
         }
-        event_model(before.id, actor, event, now).insert(txn).await?;
+        event_model(before.id, actor, event, now)
+            .insert(txn)
+            .await?;
 
         if event.kind == EventKind::Dispatched {
             let mut rows = Vec::new();

@@ -50,7 +50,9 @@ impl Store {
             Err(e) => {
                 let e = StoreError::from(e);
                 if e.is_unique_violation() {
-                    Err(StoreError::Conflict(format!("department `{code}` already exists")))
+                    Err(StoreError::Conflict(format!(
+                        "department `{code}` already exists"
+                    )))
                 } else {
                     Err(e)
                 }
@@ -122,7 +124,9 @@ impl Store {
             Err(e) => {
                 let e = StoreError::from(e);
                 if e.is_unique_violation() {
-                    Err(StoreError::Conflict(format!("user `{username}` already exists")))
+                    Err(StoreError::Conflict(format!(
+                        "user `{username}` already exists"
+                    )))
                 } else {
                     Err(e)
                 }

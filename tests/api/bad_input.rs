@@ -1,0 +1,104 @@
+use serde_json::json;
+
+use crate::both;
+use crate::helpers::*;
+
+both!(
+    bad_bodies_get_problem_json_and_change_nothing,
+    |app: TestApp| async move {
+        let o = Office::new(&app).await;
+        let json_ct = "application/json";
+        app.post_raw("/api/v1/tickets", &o.agent, json_ct, b"{not json".to_vec())
+            .await
+            .expect_problem(400, "malformed_json");
+        app.post_raw("/api/v1/tickets", &o.agent, json_ct, b"".to_vec())
+            .await
+            .expect_problem(400, "malformed_json");
+        let mut a = appeal("坏输入");
+        a["category"] = json!("gossip");
+        app.post("/api/v1/tickets", &o.agent, &a)
+            .await
+            .expect_problem(422, "validation_failed");
+        let mut a = appeal("坏输入");
+        a.as_object_mut().unwrap().remove("title");
+        app.post("/api/v1/tickets", &o.agent, &a)
+            .await
+            .expect_problem(422, "validation_failed");
+        let mut a = appeal("坏输入");
+        a["citizen"]["phone"] = json!("call me maybe");
+        let r = app.post("/api/v1/tickets", &o.agent, &a).await;
+        r.expect_problem(422, "validation_failed");
+        assert!(r.body["detail"].as_str().unwrap().contains("citizen.phone"));
+        let mut a = appeal("坏输入");
+        a["title"] = json!("   ");
+        app.post("/api/v1/tickets", &o.agent, &a)
+            .await
+            .expect_problem(422, "validation_failed");
+        let mut a = appeal("坏输入");
+        a["urgency"] = json!(7);
+        app.post("/api/v1/tickets", &o.agent, &a)
+            .await
+            .expect_problem(422, "validation_failed");
+        let big = "长".repeat(400_000);
+        let mut a = appeal("太大");
+        a["content"] = json!(big);
+        app.post("/api/v1/tickets", &o.agent, &a)
+            .await
+            .expect_problem(413, "payload_too_large");
+        let mut a = appeal("稍长");
+        a["content"] = json!("字".repeat(10_001));
+        app.post("/api/v1/tickets", &o.agent, &a)
+            .await
+            .expect_problem(422, "validation_failed");
+        assert_eq!(app.count_tickets().await, 0, "nothing half-written");
+    }
+);
+
+both!(
+    bad_paths_methods_and_queries_get_problem_json,
+    |app: TestApp| async move {
+        let o = Office::new(&app).await;
+        app.get("/api/v1/tickets/abc", &o.agent)
+            .await
+            .expect_problem(404, "not_found");
+        app.get("/api/v1/tickets/-1", &o.agent)
+            .await
+            .expect_problem(404, "not_found");
+        app.get("/api/v1/tickets/99999999999999999999", &o.agent)
+            .await
+            .expect_problem(404, "not_found");
+        app.get("/api/v1/tickets/42", &o.agent)
+            .await
+            .expect_problem(404, "not_found");
+        app.post("/api/v1/tickets/42/sign", &o.water, &json!({}))
+            .await
+            .expect_problem(404, "not_found");
+        app.get("/api/v1/nothing-here", &o.agent)
+            .await
+            .expect_problem(404, "not_found");
+        app.get("/api/v1/tickets/1/sign", &o.agent)
+            .await
+            .expect_problem(405, "method_not_allowed");
+        for q in [
+            "per_page=501",
+            "per_page=0",
+            "page=0",
+            "state=lost",
+            "overdue=maybe",
+            "created_from=yesterday",
+            "escalation_level=9",
+            "department=Bad-Code",
+        ] {
+            app.get(&format!("/api/v1/tickets?{q}"), &o.agent)
+                .await
+                .expect_problem(422, "validation_failed");
+        }
+        app.post(
+            "/api/v1/tickets/1/dispatch",
+            &o.dispatcher,
+            &json!({"department": 5}),
+        )
+        .await
+        .expect_problem(422, "validation_failed");
+    }
+);

@@ -1,0 +1,321 @@
+//! `TestApp`: the real server on port 0 with its own database — a fresh
+//! SQLite file, or a fresh PostgreSQL database when `TEST_DATABASE_URL` is set.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use awc::Client;
+use hotline::config::{Environment, Settings};
+use hotline::startup::Application;
+use sea_orm::{ConnectionTrait, Database, Statement};
+use serde_json::{Value, json};
+
+pub const ADMIN_PASSWORD: &str = "admin-password-1";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub client: Client,
+    pub admin: String,
+    #[allow(dead_code)]
+    pub backend: Backend,
+    pub app_state: actix_web::web::Data<hotline::api::AppState>,
+    _dir: tempfile::TempDir,
+}
+
+pub struct Resp {
+    pub status: u16,
+    pub content_type: String,
+    pub body: Value,
+}
+
+impl Resp {
+    #[track_caller]
+    pub fn expect(&self, status: u16) -> &Value {
+        assert_eq!(
+            self.status, status,
+            "unexpected status; body: {}",
+            self.body
+        );
+        &self.body
+    }
+
+    /// Asserts a problem+json error with this status and code.
+    #[track_caller]
+    pub fn expect_problem(&self, status: u16, code: &str) {
+        assert_eq!(
+            self.status, status,
+            "unexpected status; body: {}",
+            self.body
+        );
+        assert_eq!(
+            self.content_type, "application/problem+json",
+            "body: {}",
+            self.body
+        );
+        assert_eq!(self.body["code"], code, "body: {}", self.body);
+        assert!(self.body["detail"].is_string(), "body: {}", self.body);
+    }
+}
+
+/// A fresh PostgreSQL database on the server of `TEST_DATABASE_URL`.
+async fn fresh_pg_database(admin_url: &str) -> String {
+    let db = Database::connect(admin_url)
+        .await
+        .expect("connect TEST_DATABASE_URL");
+    let name = format!(
+        "hl_t_{}_{}",
+        chrono::Utc::now().format("%Y%m%d%H%M%S"),
+        rand_suffix()
+    );
+    db.execute_raw(Statement::from_string(
+        sea_orm::DbBackend::Postgres,
+        format!("CREATE DATABASE {name}"),
+    ))
+    .await
+    .expect("create test database");
+    let _ = db.close().await;
+    let base = admin_url
+        .rsplit_once('/')
+        .map(|(b, _)| b)
+        .unwrap_or(admin_url);
+    format!("{base}/{name}")
+}
+
+fn rand_suffix() -> String {
+    use rand::Rng;
+    let mut r = rand::thread_rng();
+    (0..10)
+        .map(|_| (b'a' + r.gen_range(0..26)) as char)
+        .collect()
+}
+
+pub fn config_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config")
+}
+
+impl TestApp {
+    pub async fn spawn(backend: Backend) -> Option<TestApp> {
+        Self::spawn_with(backend, &[]).await
+    }
+
+    /// `None` when the backend is PostgreSQL and `TEST_DATABASE_URL` is unset.
+    pub async fn spawn_with(backend: Backend, overrides: &[(&str, &str)]) -> Option<TestApp> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db_url = match backend {
+            Backend::Sqlite => format!(
+                "sqlite://{}?mode=rwc",
+                dir.path().join("hotline.db").display()
+            ),
+            Backend::Postgres => {
+                let admin = std::env::var("TEST_DATABASE_URL")
+                    .ok()
+                    .filter(|s| !s.is_empty())?;
+                fresh_pg_database(&admin).await
+            }
+        };
+        let data_dir = dir.path().display().to_string();
+        let mut all: Vec<(&str, &str)> = vec![
+            ("server.port", "0"),
+            ("server.host", "127.0.0.1"),
+            ("server.workers", "2"),
+            ("data_dir", &data_dir),
+            ("database.url", &db_url),
+            ("database.max_connections", "8"),
+        ];
+        all.extend_from_slice(overrides);
+        let settings =
+            Settings::load_from(&config_dir(), Environment::Test, &all).expect("settings");
+        let app = Application::build(settings, Some(ADMIN_PASSWORD.to_owned()))
+            .await
+            .expect("build app");
+        let port = app.port();
+        let app_state = app.state.clone();
+        actix_web::rt::spawn(app.into_server());
+        let client = Client::builder().timeout(Duration::from_secs(30)).finish();
+        let mut t = TestApp {
+            base: format!("http://127.0.0.1:{port}"),
+            client,
+            admin: String::new(),
+            backend,
+            app_state,
+            _dir: dir,
+        };
+        t.admin = t.login("admin", ADMIN_PASSWORD).await;
+        Some(t)
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    async fn finish(
+        &self,
+        res: Result<
+            awc::ClientResponse<
+                impl futures_util::Stream<
+                    Item = Result<actix_web::web::Bytes, actix_web::error::PayloadError>,
+                > + Unpin,
+            >,
+            awc::error::SendRequestError,
+        >,
+    ) -> Resp {
+        let mut res = res.expect("request sent");
+        let status = res.status().as_u16();
+        let content_type = res
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let bytes = res.body().limit(8 << 20).await.expect("body");
+        let body = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+        Resp {
+            status,
+            content_type,
+            body,
+        }
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> Resp {
+        let mut req = self.client.get(self.url(path));
+        if !token.is_empty() {
+            req = req.bearer_auth(token);
+        }
+        self.finish(req.send().await).await
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: &Value) -> Resp {
+        let mut req = self.client.post(self.url(path));
+        if !token.is_empty() {
+            req = req.bearer_auth(token);
+        }
+        self.finish(req.send_json(body).await).await
+    }
+
+    /// POST with a raw body and content type.
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        token: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> Resp {
+        let mut req = self
+            .client
+            .post(self.url(path))
+            .insert_header(("content-type", content_type));
+        if !token.is_empty() {
+            req = req.bearer_auth(token);
+        }
+        self.finish(req.send_body(body).await).await
+    }
+
+    pub async fn login(&self, username: &str, password: &str) -> String {
+        let r = self
+            .post(
+                "/api/v1/auth/login",
+                "",
+                &json!({"username": username, "password": password}),
+            )
+            .await;
+        r.expect(200)["token"].as_str().expect("token").to_owned()
+    }
+
+    pub async fn department(&self, code: &str) {
+        self.post(
+            "/api/v1/departments",
+            &self.admin,
+            &json!({"code": code, "name": format!("{code} 部门"), "kind": "functional", "email": format!("{code}@example.cn")}),
+        )
+        .await
+        .expect(201);
+    }
+
+    /// Creates a user and returns a token for them.
+    pub async fn user(&self, username: &str, role: &str, department: Option<&str>) -> String {
+        let password = format!("{username}-password");
+        self.post(
+            "/api/v1/users",
+            &self.admin,
+            &json!({"username": username, "password": password, "role": role, "department": department}),
+        )
+        .await
+        .expect(201);
+        self.login(username, &password).await
+    }
+
+    pub async fn count_tickets(&self) -> u64 {
+        self.app_state.store.count_tickets().await.expect("count")
+    }
+}
+
+/// The cast of a typical office: two departments and one user per role.
+pub struct Office {
+    pub agent: String,
+    pub dispatcher: String,
+    pub water: String,
+    pub water_head: String,
+    pub gas: String,
+    pub supervisor: String,
+    pub leader: String,
+}
+
+impl Office {
+    pub async fn new(app: &TestApp) -> Office {
+        app.department("water").await;
+        app.department("gas").await;
+        Office {
+            agent: app.user("agent1", "agent", None).await,
+            dispatcher: app.user("dispatcher1", "dispatcher", None).await,
+            water: app.user("water1", "handler", Some("water")).await,
+            water_head: app.user("waterhead", "dept_head", Some("water")).await,
+            gas: app.user("gas1", "handler", Some("gas")).await,
+            supervisor: app.user("super1", "supervisor", None).await,
+            leader: app.user("leader1", "leader", None).await,
+        }
+    }
+}
+
+pub fn appeal(title: &str) -> Value {
+    json!({
+        "channel": "hotline",
+        "category": "complaint",
+        "urgency": "normal",
+        "title": title,
+        "content": format!("市民来电反映：{title}，请尽快处理。"),
+        "citizen": {"name": "张三", "phone": "13800001234"},
+        "address": "东湖区某小区",
+        "district": "donghu",
+    })
+}
+
+/// Runs a test body on SQLite, and on PostgreSQL when configured.
+#[macro_export]
+macro_rules! both {
+    ($name:ident, $body:expr) => {
+        mod $name {
+            use super::*;
+
+            #[actix_web::test]
+            async fn sqlite() {
+                let app = TestApp::spawn(Backend::Sqlite).await.expect("sqlite app");
+                ($body)(app).await;
+            }
+
+            #[actix_web::test]
+            async fn postgres() {
+                match TestApp::spawn(Backend::Postgres).await {
+                    Some(app) => ($body)(app).await,
+                    None => eprintln!("TEST_DATABASE_URL unset: PostgreSQL case skipped"),
+                }
+            }
+        }
+    };
+}

@@ -1,0 +1,11 @@
+//! HTTP-level tests, one module per DESIGN.md section. Every test runs on
+//! SQLite, and on PostgreSQL too when `TEST_DATABASE_URL` is set.
+
+mod helpers;
+
+mod auth_and_users;
+mod bad_input;
+mod calendar_and_public;
+mod intake;
+mod lifecycle;
+mod scoping_and_privacy;

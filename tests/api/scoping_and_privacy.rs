@@ -1,0 +1,135 @@
+use serde_json::json;
+
+use crate::both;
+use crate::helpers::*;
+
+both!(
+    department_users_see_only_their_tickets_and_others_get_404,
+    |app: TestApp| async move {
+        let o = Office::new(&app).await;
+        let mut ids = Vec::new();
+        for (i, dept) in ["water", "water", "gas"].iter().enumerate() {
+            let id = app
+                .post("/api/v1/tickets", &o.agent, &appeal(&format!("工单{i}")))
+                .await
+                .expect(201)["id"]
+                .as_i64()
+                .unwrap();
+            app.post(
+                &format!("/api/v1/tickets/{id}/dispatch"),
+                &o.dispatcher,
+                &json!({"department": dept}),
+            )
+            .await
+            .expect(200);
+            ids.push(id);
+        }
+        let unassigned = app
+            .post("/api/v1/tickets", &o.agent, &appeal("未派"))
+            .await
+            .expect(201)["id"]
+            .as_i64()
+            .unwrap();
+        let water = app.get("/api/v1/tickets", &o.water).await;
+        assert_eq!(water.expect(200)["total"], 2);
+        let gas = app.get("/api/v1/tickets", &o.gas).await;
+        assert_eq!(gas.expect(200)["total"], 1);
+        app.get(&format!("/api/v1/tickets/{}", ids[2]), &o.water)
+            .await
+            .expect_problem(404, "not_found");
+        app.get(&format!("/api/v1/tickets/{unassigned}"), &o.gas)
+            .await
+            .expect_problem(404, "not_found");
+        app.post(
+            &format!("/api/v1/tickets/{}/reveal", ids[2]),
+            &o.water,
+            &json!({"reason": "回访"}),
+        )
+        .await
+        .expect_problem(404, "not_found");
+        let all = app.get("/api/v1/tickets", &o.leader).await;
+        assert_eq!(all.expect(200)["total"], 4);
+        // Filters.
+        let r = app
+            .get(
+                "/api/v1/tickets?state=dispatched&department=water&per_page=1",
+                &o.dispatcher,
+            )
+            .await;
+        let r = r.expect(200);
+        assert_eq!(r["total"], 2);
+        assert_eq!(r["items"].as_array().unwrap().len(), 1);
+        assert_eq!(r["per_page"], 1);
+        let r = app
+            .get("/api/v1/tickets?state=registered", &o.dispatcher)
+            .await;
+        assert_eq!(r.expect(200)["total"], 1);
+        let r = app.get("/api/v1/tickets?overdue=true", &o.dispatcher).await;
+        assert_eq!(r.expect(200)["total"], 0);
+        let r = app
+            .get("/api/v1/tickets?q=%E5%B7%A5%E5%8D%951", &o.dispatcher)
+            .await; // 工单1
+        assert_eq!(r.expect(200)["total"], 1);
+        let r = app
+            .get(
+                "/api/v1/tickets?channel=hotline&category=complaint&escalation_level=0",
+                &o.dispatcher,
+            )
+            .await;
+        assert_eq!(r.expect(200)["total"], 4);
+    }
+);
+
+both!(
+    citizen_data_is_masked_for_departments_and_revealed_with_a_logged_reason,
+    |app: TestApp| async move {
+        let o = Office::new(&app).await;
+        let id = app
+            .post("/api/v1/tickets", &o.agent, &appeal("隐私"))
+            .await
+            .expect(201)["id"]
+            .as_i64()
+            .unwrap();
+        app.post(
+            &format!("/api/v1/tickets/{id}/dispatch"),
+            &o.dispatcher,
+            &json!({"department": "water"}),
+        )
+        .await
+        .expect(200);
+        let t = app.get(&format!("/api/v1/tickets/{id}"), &o.water).await;
+        let t = t.expect(200);
+        assert_eq!(t["citizen"]["phone"], "138****1234");
+        assert_eq!(t["citizen"]["name"], "张*");
+        assert!(t.get("query_code").is_none());
+        let t = app.get(&format!("/api/v1/tickets/{id}"), &o.leader).await;
+        assert_eq!(t.expect(200)["citizen"]["phone"], "138****1234");
+        let t = app.get(&format!("/api/v1/tickets/{id}"), &o.agent).await;
+        assert_eq!(t.expect(200)["citizen"]["phone"], "13800001234");
+        app.post(
+            &format!("/api/v1/tickets/{id}/reveal"),
+            &o.water,
+            &json!({"reason": " "}),
+        )
+        .await
+        .expect_problem(422, "validation_failed");
+        let r = app
+            .post(
+                &format!("/api/v1/tickets/{id}/reveal"),
+                &o.water,
+                &json!({"reason": "需电话核实地址"}),
+            )
+            .await;
+        assert_eq!(r.expect(200)["citizen"]["phone"], "13800001234");
+        app.get("/api/v1/access-log", &o.water)
+            .await
+            .expect_problem(403, "forbidden");
+        let log = app
+            .get(&format!("/api/v1/access-log?ticket_id={id}"), &o.supervisor)
+            .await;
+        let log = log.expect(200);
+        assert_eq!(log["total"], 1);
+        assert_eq!(log["items"][0]["username"], "water1");
+        assert_eq!(log["items"][0]["reason"], "需电话核实地址");
+    }
+);
