@@ -146,7 +146,8 @@ fn resource(path: &str) -> actix_web::Resource {
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     use actix_web::web::{get, post};
-    cfg.service(resource("/healthz").route(get().to(misc::healthz)))
+    cfg.service(resource("/").route(get().to(misc::index)))
+        .service(resource("/healthz").route(get().to(misc::healthz)))
         .service(resource("/readyz").route(get().to(misc::readyz)))
         .service(resource("/api/openapi.json").route(get().to(openapi::document)))
         .service(resource("/api/docs").route(get().to(openapi::docs_page)))

@@ -210,8 +210,12 @@ fn require_role(action: &Action, actor: &Actor, roles: &[Role]) -> Result<(), Li
     }
 }
 
+/// The roles that work a department's tickets.
+const HANDLERS: &[Role] = &[Role::Handler, Role::DeptHead];
+
+/// Checked after the state, so a handler acting in the wrong state hears
+/// 409, and one acting for another department hears 403.
 fn require_lead(action: &Action, actor: &Actor, t: &Ticket) -> Result<(), LifecycleError> {
-    require_role(action, actor, &[Role::Handler, Role::DeptHead])?;
     if actor.department.is_some() && actor.department == t.department {
         Ok(())
     } else {
@@ -298,10 +302,11 @@ pub fn apply(
             });
         }
         Action::Sign => {
-            require_lead(action, actor, ticket)?;
+            require_role(action, actor, HANDLERS)?;
             if from != S::Dispatched {
                 return Err(invalid(action, from, ""));
             }
+            require_lead(action, actor, ticket)?;
             t.state = S::InProgress;
             t.signed_at = Some(now);
             t.escalation_level = 0;
@@ -312,11 +317,12 @@ pub fn apply(
             });
         }
         Action::Return { reason } => {
-            require_lead(action, actor, ticket)?;
+            require_role(action, actor, HANDLERS)?;
             non_empty("reason", reason, 2000)?;
             if !matches!(from, S::Dispatched | S::InProgress) {
                 return Err(invalid(action, from, ""));
             }
+            require_lead(action, actor, ticket)?;
             if t.final_dispatch || t.return_count >= rules.sla.max_returns as i32 {
                 return Err(invalid(
                     action,
@@ -349,7 +355,7 @@ pub fn apply(
             working_days,
             reason,
         } => {
-            require_lead(action, actor, ticket)?;
+            require_role(action, actor, HANDLERS)?;
             non_empty("reason", reason, 2000)?;
             if *working_days == 0 || *working_days > rules.sla.max_extension_days {
                 return Err(LifecycleError::Validation(format!(
@@ -360,6 +366,7 @@ pub fn apply(
             if !matches!(from, S::Dispatched | S::InProgress) {
                 return Err(invalid(action, from, ""));
             }
+            require_lead(action, actor, ticket)?;
             if ticket.reply_due_at.is_some_and(|d| now >= d) {
                 return Err(invalid(
                     action,
@@ -410,11 +417,12 @@ pub fn apply(
             });
         }
         Action::Reply { content, resolved } => {
-            require_lead(action, actor, ticket)?;
+            require_role(action, actor, HANDLERS)?;
             non_empty("content", content, 10_000)?;
             if from != S::InProgress {
                 return Err(invalid(action, from, "sign the ticket first"));
             }
+            require_lead(action, actor, ticket)?;
             t.state = S::Replied;
             t.replied_at = Some(now);
             t.reply_content = Some(content.clone());
@@ -533,12 +541,12 @@ pub fn apply(
             payload = json!({ "into": into, "into_ticket_no": into_ticket_no });
         }
         Action::Note { content } => {
-            non_empty("content", content, 4000)?;
             if actor.role == Role::Leader {
                 return Err(LifecycleError::Forbidden(
                     "leaders read; they do not write".into(),
                 ));
             }
+            non_empty("content", content, 4000)?;
             kind = EventKind::Note;
             payload = json!({ "content": content });
         }

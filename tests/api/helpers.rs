@@ -87,6 +87,42 @@ async fn fresh_pg_database(admin_url: &str) -> String {
     format!("{base}/{name}")
 }
 
+/// Test databases are left behind for inspection; ones older than an hour
+/// go. A database still in use cannot be dropped, so parallel runs are safe.
+async fn drop_stale_databases(db: &sea_orm::DatabaseConnection) {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    let mut first = false;
+    ONCE.call_once(|| first = true);
+    if !first {
+        return;
+    }
+    let cutoff = (chrono::Utc::now() - chrono::Duration::hours(1))
+        .format("hl_t_%Y%m%d%H%M%S")
+        .to_string();
+    let Ok(rows) = db
+        .query_all_raw(Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            "SELECT datname FROM pg_database WHERE datname LIKE 'hl\\_t\\_%'",
+        ))
+        .await
+    else {
+        return;
+    };
+    for row in rows {
+        let Ok(name) = row.try_get_by_index::<String>(0) else {
+            continue;
+        };
+        if name.len() >= 19 && name[..19] < *cutoff.as_str() {
+            let _ = db
+                .execute_raw(Statement::from_string(
+                    sea_orm::DbBackend::Postgres,
+                    format!("DROP DATABASE IF EXISTS {name}"),
+                ))
+                .await;
+        }
+    }
+}
+
 fn rand_suffix() -> String {
     use rand::Rng;
     let mut r = rand::thread_rng();
