@@ -166,10 +166,10 @@ impl Settings {
                     .prefix_separator("__")
                     .separator("__"),
             );
-        if let Ok(url) = std::env::var("DATABASE_URL") {
-            if std::env::var_os("HOTLINE__DATABASE__URL").is_none() {
-                b = b.set_override("database.url", url)?;
-            }
+        if let Ok(url) = std::env::var("DATABASE_URL")
+            && std::env::var_os("HOTLINE__DATABASE__URL").is_none()
+        {
+            b = b.set_override("database.url", url)?;
         }
         for (k, v) in overrides {
             b = b.set_override(*k, *v)?;
@@ -179,12 +179,13 @@ impl Settings {
         // Relative paths that point into the repository fall back to the
         // directory the configuration came from.
         for p in [&mut s.catalogue, &mut s.calendar.dir] {
-            if p.is_relative() && !p.exists() {
-                if let Some(parent) = dir.parent() {
-                    let alt = parent.join(&*p);
-                    if alt.exists() {
-                        *p = alt;
-                    }
+            if p.is_relative()
+                && !p.exists()
+                && let Some(parent) = dir.parent()
+            {
+                let alt = parent.join(&*p);
+                if alt.exists() {
+                    *p = alt;
                 }
             }
         }

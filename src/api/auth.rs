@@ -63,9 +63,12 @@ impl Caller {
 
 /// Token look-ups cached briefly so a busy agent does not cost a query a
 /// request. Expiry is still checked against the stored instant.
+/// A cached token: its user, its expiry, and when it was cached.
+type CachedToken = (Caller, DateTime<Utc>, Instant);
+
 #[derive(Default)]
 pub struct TokenCache {
-    entries: Mutex<HashMap<String, (Caller, DateTime<Utc>, Instant)>>,
+    entries: Mutex<HashMap<String, CachedToken>>,
 }
 
 const CACHE_FOR: Duration = Duration::from_secs(30);
@@ -285,23 +288,23 @@ pub async fn create_user(
     if b.role.is_department_scoped() && department.is_none() {
         errors.push(format!("`department` is required for role `{}`", b.role));
     }
-    if let Some(d) = department {
-        if let Err(e) = DepartmentCode::parse(d) {
-            errors.push(format!("`department`: {e}"));
-        }
+    if let Some(d) = department
+        && let Err(e) = DepartmentCode::parse(d)
+    {
+        errors.push(format!("`department`: {e}"));
     }
-    if let Some(e) = b.email.as_deref().filter(|e| !e.is_empty()) {
-        if !e.contains('@') || e.len() > 254 {
-            errors.push("`email` is not an e-mail address".to_owned());
-        }
+    if let Some(e) = b.email.as_deref().filter(|e| !e.is_empty())
+        && (!e.contains('@') || e.len() > 254)
+    {
+        errors.push("`email` is not an e-mail address".to_owned());
     }
     if !errors.is_empty() {
         return Err(ApiError::validation_many(errors));
     }
-    if let Some(d) = department {
-        if state.store.department(d).await?.is_none() {
-            return Err(ApiError::validation(format!("unknown department `{d}`")));
-        }
+    if let Some(d) = department
+        && state.store.department(d).await?.is_none()
+    {
+        return Err(ApiError::validation(format!("unknown department `{d}`")));
     }
     let password = b.password.clone();
     let hash = web::block(move || hash_password(&password))

@@ -111,7 +111,7 @@ pub fn problem_errors<B: MessageBody + 'static>() -> ErrorHandlers<B> {
             413 => "payload_too_large",
             415 => "unsupported_media_type",
             429 => "rate_limited",
-            503 | 502 | 504 => "unavailable",
+            502..=504 => "unavailable",
             s if s >= 500 => "internal",
             _ => "bad_request",
         };

@@ -8,7 +8,17 @@ use serde_json::{Map, Value, json};
 use super::error::ERROR_CODES;
 
 /// `(method, path, summary, roles, request schema, success status, response schema)`
-pub const OPERATIONS: &[(&str, &str, &str, &str, Option<&str>, u16, &str)] = &[
+pub type Operation = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    Option<&'static str>,
+    u16,
+    &'static str,
+);
+
+pub const OPERATIONS: &[Operation] = &[
     (
         "post",
         "/api/v1/auth/login",

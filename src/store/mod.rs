@@ -62,16 +62,13 @@ impl Store {
     /// Connects to `url` (`sqlite://…` or `postgres://…`).
     pub async fn connect(url: &str, max_connections: u32) -> StoreResult<Store> {
         let sqlite = url.starts_with("sqlite:");
-        if sqlite {
-            if let Some(path) = sqlite_path(url) {
-                if let Some(parent) = std::path::Path::new(&path).parent() {
-                    if !parent.as_os_str().is_empty() {
-                        std::fs::create_dir_all(parent).map_err(|e| {
-                            DbErr::Custom(format!("cannot create {}: {e}", parent.display()))
-                        })?;
-                    }
-                }
-            }
+        if sqlite
+            && let Some(path) = sqlite_path(url)
+            && let Some(parent) = std::path::Path::new(&path).parent()
+            && !parent.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| DbErr::Custom(format!("cannot create {}: {e}", parent.display())))?;
         }
         let mut opt = ConnectOptions::new(url.to_owned());
         opt.max_connections(max_connections)

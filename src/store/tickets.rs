@@ -206,13 +206,13 @@ impl Store {
     /// Another instance registered the same external id first: answer with
     /// its ticket.
     async fn recover_one(&self, it: &NewAppeal, e: StoreError) -> StoreResult<Created> {
-        if let (true, Some(ext)) = (e.is_unique_violation(), &it.external_id) {
-            if let Some(t) = self.ticket_by_external(it.channel, ext).await? {
-                return Ok(Created {
-                    ticket: t,
-                    created: false,
-                });
-            }
+        if let (true, Some(ext)) = (e.is_unique_violation(), &it.external_id)
+            && let Some(t) = self.ticket_by_external(it.channel, ext).await?
+        {
+            return Ok(Created {
+                ticket: t,
+                created: false,
+            });
         }
         Err(e)
     }

@@ -68,6 +68,7 @@ async fn fresh_pg_database(admin_url: &str) -> String {
     let db = Database::connect(admin_url)
         .await
         .expect("connect TEST_DATABASE_URL");
+    drop_stale_databases(&db).await;
     let name = format!(
         "hl_t_{}_{}",
         chrono::Utc::now().format("%Y%m%d%H%M%S"),
