@@ -145,8 +145,9 @@ impl Application {
         store: Store,
         calendar: Calendar,
     ) -> Result<Self, StartupError> {
+        // SQLite has one writer; PostgreSQL commits several batches at once.
         let writers = if store.backend() == sea_orm::DbBackend::Postgres {
-            3
+            4
         } else {
             1
         };

@@ -173,6 +173,108 @@ fn event_model(
     }
 }
 
+/// What a batch needs before its rows are written: which appeals already
+/// exist, which are fresh, and the first sequence number per channel.
+struct Prepared {
+    existing: HashMap<(Channel, String), ticket::Model>,
+    fresh: Vec<usize>,
+    first_of: HashMap<(Channel, String), usize>,
+    day: chrono::NaiveDate,
+    per_channel: HashMap<Channel, u32>,
+    next_seq: HashMap<Channel, i64>,
+}
+
+async fn prepare<C: ConnectionTrait>(
+    txn: &C,
+    items: &[NewAppeal],
+    now: DateTime<Utc>,
+) -> StoreResult<Prepared> {
+    // Idempotency: existing tickets for the external ids in the batch.
+    let mut existing: HashMap<(Channel, String), ticket::Model> = HashMap::new();
+    let keyed: Vec<&NewAppeal> = items.iter().filter(|i| i.external_id.is_some()).collect();
+    if !keyed.is_empty() {
+        let mut cond = Condition::any();
+        for i in &keyed {
+            cond = cond.add(
+                Condition::all()
+                    .add(ticket::Column::Channel.eq(i.channel.as_str()))
+                    .add(ticket::Column::ExternalId.eq(i.external_id.clone())),
+            );
+        }
+        for t in ticket::Entity::find().filter(cond).all(txn).await? {
+            let ch = parse::<Channel>("channel", &t.channel)?;
+            if let Some(ext) = t.external_id.clone() {
+                existing.insert((ch, ext), t);
+            }
+        }
+    }
+
+    // Which items become new tickets (first of each external id only).
+    let mut fresh: Vec<usize> = Vec::new();
+    let mut first_of: HashMap<(Channel, String), usize> = HashMap::new();
+    for (idx, i) in items.iter().enumerate() {
+        match &i.external_id {
+            Some(ext) => {
+                let key = (i.channel, ext.clone());
+                if existing.contains_key(&key) || first_of.contains_key(&key) {
+                    continue;
+                }
+                first_of.insert(key, idx);
+                fresh.push(idx);
+            }
+            None => fresh.push(idx),
+        }
+    }
+
+    // Daily sequence numbers, one upsert per channel in the batch.
+    let day = now.with_timezone(&city_tz()).date_naive();
+    let day_key = day.format("%Y%m%d").to_string();
+    let mut per_channel: HashMap<Channel, u32> = HashMap::new();
+    for idx in &fresh {
+        *per_channel.entry(items[*idx].channel).or_default() += 1;
+    }
+    let mut next_seq: HashMap<Channel, i64> = HashMap::new();
+    let b = txn.get_database_backend();
+    for (ch, n) in &per_channel {
+        let sql = format!(
+            "INSERT INTO ticket_sequences (day, channel, last) VALUES ({}, {}, {}) \
+             ON CONFLICT (day, channel) DO UPDATE SET last = ticket_sequences.last + excluded.last \
+             RETURNING last",
+            ph(b, 1),
+            ph(b, 2),
+            ph(b, 3)
+        );
+        let row = txn
+            .query_one_raw(Statement::from_sql_and_values(
+                b,
+                sql,
+                [
+                    day_key.clone().into(),
+                    ch.as_str().into(),
+                    i64::from(*n).into(),
+                ],
+            ))
+            .await?
+            .ok_or_else(|| StoreError::Corrupt("sequence upsert returned nothing".into()))?;
+        let last: i64 = row.try_get_by_index(0)?;
+        if last > 999_999 {
+            return Err(StoreError::Conflict(format!(
+                "the daily sequence for {ch} on {day_key} is exhausted"
+            )));
+        }
+        next_seq.insert(*ch, last - i64::from(*n) + 1);
+    }
+
+    Ok(Prepared {
+        existing,
+        fresh,
+        first_of,
+        day,
+        per_channel,
+        next_seq,
+    })
+}
+
 impl Store {
     /// Registers appeals in one transaction (group commit), giving each a
     /// ticket number from the daily sequence. An appeal whose
@@ -234,84 +336,30 @@ impl Store {
         items: &[NewAppeal],
         now: DateTime<Utc>,
     ) -> StoreResult<Vec<Created>> {
+        // On PostgreSQL the look-up and the numbers are taken outside the
+        // write transaction, so the sequence row is locked only for a moment
+        // and several writers insert in parallel. A failed batch then leaves
+        // a gap in the day's numbers; it never repeats one. SQLite has one
+        // writer anyway and keeps everything in one transaction.
+        let pg = self.backend() == sea_orm::DbBackend::Postgres;
+        let early = if pg {
+            Some(prepare(&self.db, items, now).await?)
+        } else {
+            None
+        };
         let w = self.begin_write().await?;
         let txn = &w.txn;
-
-        // Idempotency: existing tickets for the external ids in the batch.
-        let mut existing: HashMap<(Channel, String), ticket::Model> = HashMap::new();
-        let keyed: Vec<&NewAppeal> = items.iter().filter(|i| i.external_id.is_some()).collect();
-        if !keyed.is_empty() {
-            let mut cond = Condition::any();
-            for i in &keyed {
-                cond = cond.add(
-                    Condition::all()
-                        .add(ticket::Column::Channel.eq(i.channel.as_str()))
-                        .add(ticket::Column::ExternalId.eq(i.external_id.clone())),
-                );
-            }
-            for t in ticket::Entity::find().filter(cond).all(txn).await? {
-                let ch = parse::<Channel>("channel", &t.channel)?;
-                if let Some(ext) = t.external_id.clone() {
-                    existing.insert((ch, ext), t);
-                }
-            }
-        }
-
-        // Which items become new tickets (first of each external id only).
-        let mut fresh: Vec<usize> = Vec::new();
-        let mut first_of: HashMap<(Channel, String), usize> = HashMap::new();
-        for (idx, i) in items.iter().enumerate() {
-            match &i.external_id {
-                Some(ext) => {
-                    let key = (i.channel, ext.clone());
-                    if existing.contains_key(&key) || first_of.contains_key(&key) {
-                        continue;
-                    }
-                    first_of.insert(key, idx);
-                    fresh.push(idx);
-                }
-                None => fresh.push(idx),
-            }
-        }
-
-        // Daily sequence numbers, one upsert per channel in the batch.
-        let day = now.with_timezone(&city_tz()).date_naive();
-        let day_key = day.format("%Y%m%d").to_string();
-        let mut per_channel: HashMap<Channel, u32> = HashMap::new();
-        for idx in &fresh {
-            *per_channel.entry(items[*idx].channel).or_default() += 1;
-        }
-        let mut next_seq: HashMap<Channel, i64> = HashMap::new();
-        let b = self.backend();
-        for (ch, n) in &per_channel {
-            let sql = format!(
-                "INSERT INTO ticket_sequences (day, channel, last) VALUES ({}, {}, {}) \
-                 ON CONFLICT (day, channel) DO UPDATE SET last = ticket_sequences.last + excluded.last \
-                 RETURNING last",
-                ph(b, 1),
-                ph(b, 2),
-                ph(b, 3)
-            );
-            let row = txn
-                .query_one_raw(Statement::from_sql_and_values(
-                    b,
-                    sql,
-                    [
-                        day_key.clone().into(),
-                        ch.as_str().into(),
-                        i64::from(*n).into(),
-                    ],
-                ))
-                .await?
-                .ok_or_else(|| StoreError::Corrupt("sequence upsert returned nothing".into()))?;
-            let last: i64 = row.try_get_by_index(0)?;
-            if last > 999_999 {
-                return Err(StoreError::Conflict(format!(
-                    "the daily sequence for {ch} on {day_key} is exhausted"
-                )));
-            }
-            next_seq.insert(*ch, last - i64::from(*n) + 1);
-        }
+        let Prepared {
+            existing,
+            fresh,
+            first_of,
+            day,
+            per_channel,
+            mut next_seq,
+        } = match early {
+            Some(p) => p,
+            None => prepare(txn, items, now).await?,
+        };
 
         let mut models = Vec::with_capacity(fresh.len());
         for idx in &fresh {

@@ -22,7 +22,6 @@ pub struct TestApp {
     pub base: String,
     pub client: Client,
     pub admin: String,
-    #[allow(dead_code)]
     pub backend: Backend,
     pub app_state: actix_web::web::Data<hotline::api::AppState>,
     _dir: tempfile::TempDir,

@@ -112,12 +112,12 @@ both!(
         assert_eq!(created, 83);
         assert_eq!(ids.len(), 83);
         assert_eq!(app.count_tickets().await, 83);
-        let mut seqs: Vec<u32> = numbers.iter().map(|n| n[9..].parse().unwrap()).collect();
-        seqs.sort_unstable();
-        assert_eq!(
-            seqs,
-            (1..=83).collect::<Vec<_>>(),
-            "one daily sequence without gaps"
-        );
+        if app.backend == Backend::Sqlite {
+            // One writer: the day's numbers have no gaps. (On PostgreSQL a
+            // batch that loses an idempotency race gives its numbers up.)
+            let mut seqs: Vec<u32> = numbers.iter().map(|n| n[9..].parse().unwrap()).collect();
+            seqs.sort_unstable();
+            assert_eq!(seqs, (1..=83).collect::<Vec<_>>(), "no gaps");
+        }
     }
 );
