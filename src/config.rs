@@ -90,6 +90,8 @@ pub struct ServerSettings {
 pub struct DatabaseSettings {
     pub url: String,
     pub max_connections: u32,
+    /// Registration writer tasks (group commit); 0 = 1 on SQLite, 4 on PostgreSQL.
+    pub intake_writers: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]

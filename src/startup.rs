@@ -146,10 +146,10 @@ impl Application {
         calendar: Calendar,
     ) -> Result<Self, StartupError> {
         // SQLite has one writer; PostgreSQL commits several batches at once.
-        let writers = if store.backend() == sea_orm::DbBackend::Postgres {
-            4
-        } else {
-            1
+        let writers = match settings.database.intake_writers {
+            0 if store.backend() == sea_orm::DbBackend::Postgres => 4,
+            0 => 1,
+            n => n,
         };
         let intake = Intake::start(store.clone(), writers);
         let addr = format!("{}:{}", settings.server.host, settings.server.port);

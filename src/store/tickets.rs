@@ -275,6 +275,35 @@ async fn prepare<C: ConnectionTrait>(
     })
 }
 
+/// PostgreSQL: inserts the tickets and their `created` events in one
+/// statement; the payload matches what `insert_created_events` writes.
+async fn insert_with_created_events_pg(
+    db: &sea_orm::DatabaseConnection,
+    models: Vec<ticket::ActiveModel>,
+) -> StoreResult<Vec<ticket::Model>> {
+    use sea_orm::{FromQueryResult, QueryTrait};
+    let mut insert = ticket::Entity::insert_many(models).into_query();
+    insert.returning_all();
+    let (sql, values) = insert.build(sea_orm::sea_query::PostgresQueryBuilder);
+    let sql = format!(
+        "WITH t AS ({sql}), e AS (\
+         INSERT INTO ticket_events (ticket_id, at, actor, kind, from_state, to_state, department, payload) \
+         SELECT id, created_at, created_by, 'created', NULL, 'registered', NULL, \
+         json_build_object('ticket_no', ticket_no, 'channel', channel, 'category', category, 'urgency', urgency)::text \
+         FROM t) SELECT * FROM t"
+    );
+    let rows = db
+        .query_all_raw(Statement::from_sql_and_values(
+            sea_orm::DbBackend::Postgres,
+            sql,
+            values.0,
+        ))
+        .await?;
+    rows.iter()
+        .map(|r| ticket::Model::from_query_result(r, "").map_err(StoreError::from))
+        .collect()
+}
+
 impl Store {
     /// Registers appeals in one transaction (group commit), giving each a
     /// ticket number from the daily sequence. An appeal whose
@@ -336,19 +365,21 @@ impl Store {
         items: &[NewAppeal],
         now: DateTime<Utc>,
     ) -> StoreResult<Vec<Created>> {
-        // On PostgreSQL the look-up and the numbers are taken outside the
-        // write transaction, so the sequence row is locked only for a moment
-        // and several writers insert in parallel. A failed batch then leaves
-        // a gap in the day's numbers; it never repeats one. SQLite has one
-        // writer anyway and keeps everything in one transaction.
+        // On PostgreSQL the look-up and the numbers are taken first, in their
+        // own statements, so the sequence row is locked only for a moment;
+        // the tickets and their `created` events are then written by one
+        // statement (one round trip, atomic on its own), and several writers
+        // do this in parallel. A failed batch leaves a gap in the day's
+        // numbers; it never repeats one. SQLite has one writer anyway and
+        // keeps everything in one transaction.
         let pg = self.backend() == sea_orm::DbBackend::Postgres;
-        let early = if pg {
-            Some(prepare(&self.db, items, now).await?)
+        let (w, prepared) = if pg {
+            (None, prepare(&self.db, items, now).await?)
         } else {
-            None
+            let w = self.begin_write().await?;
+            let p = prepare(&w.txn, items, now).await?;
+            (Some(w), p)
         };
-        let w = self.begin_write().await?;
-        let txn = &w.txn;
         let Prepared {
             existing,
             fresh,
@@ -356,10 +387,7 @@ impl Store {
             day,
             per_channel,
             mut next_seq,
-        } = match early {
-            Some(p) => p,
-            None => prepare(txn, items, now).await?,
-        };
+        } = prepared;
 
         let mut models = Vec::with_capacity(fresh.len());
         for idx in &fresh {
@@ -408,12 +436,14 @@ impl Store {
             });
         }
 
-        let inserted: Vec<ticket::Model> = if models.is_empty() {
-            Vec::new()
-        } else {
-            ticket::Entity::insert_many(models)
-                .exec_with_returning(txn)
-                .await?
+        let inserted: Vec<ticket::Model> = match &w {
+            _ if models.is_empty() => Vec::new(),
+            None => insert_with_created_events_pg(&self.db, models).await?,
+            Some(w) => {
+                ticket::Entity::insert_many(models)
+                    .exec_with_returning(&w.txn)
+                    .await?
+            }
         };
         let by_no: HashMap<&str, &ticket::Model> =
             inserted.iter().map(|t| (t.ticket_no.as_str(), t)).collect();
@@ -436,32 +466,11 @@ impl Store {
             created_for.insert(*idx, (*t).clone());
         }
 
-        let events: Vec<ticket_event::ActiveModel> = fresh
-            .iter()
-            .filter_map(|idx| created_for.get(idx).map(|t| (idx, t)))
-            .map(|(idx, t)| {
-                let i = &items[*idx];
-                let draft = EventDraft {
-                    kind: EventKind::Created,
-                    from_state: None,
-                    to_state: Some(TicketState::Registered),
-                    department: None,
-                    payload: serde_json::json!({
-                        "ticket_no": t.ticket_no,
-                        "channel": i.channel,
-                        "category": i.category,
-                        "urgency": i.urgency,
-                    }),
-                };
-                event_model(t.id, &i.created_by, &draft, now)
-            })
-            .collect();
-        if !events.is_empty() {
-            ticket_event::Entity::insert_many(events)
-                .exec_without_returning(txn)
+        if let Some(w) = w {
+            self.insert_created_events(&w.txn, items, &fresh, &created_for, now)
                 .await?;
+            w.commit().await?;
         }
-        w.commit().await?;
 
         let mut out = Vec::with_capacity(items.len());
         for (idx, i) in items.iter().enumerate() {
@@ -488,6 +497,42 @@ impl Store {
             });
         }
         Ok(out)
+    }
+
+    async fn insert_created_events(
+        &self,
+        txn: &sea_orm::DatabaseTransaction,
+        items: &[NewAppeal],
+        fresh: &[usize],
+        created_for: &HashMap<usize, ticket::Model>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let events: Vec<ticket_event::ActiveModel> = fresh
+            .iter()
+            .filter_map(|idx| created_for.get(idx).map(|t| (idx, t)))
+            .map(|(idx, t)| {
+                let i = &items[*idx];
+                let draft = EventDraft {
+                    kind: EventKind::Created,
+                    from_state: None,
+                    to_state: Some(TicketState::Registered),
+                    department: None,
+                    payload: serde_json::json!({
+                        "ticket_no": t.ticket_no,
+                        "channel": i.channel,
+                        "category": i.category,
+                        "urgency": i.urgency,
+                    }),
+                };
+                event_model(t.id, &i.created_by, &draft, now)
+            })
+            .collect();
+        if !events.is_empty() {
+            ticket_event::Entity::insert_many(events)
+                .exec_without_returning(txn)
+                .await?;
+        }
+        Ok(())
     }
 
     /// A ticket, if `scope` may see it.
