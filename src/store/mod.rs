@@ -44,6 +44,9 @@ pub struct Store {
     /// SQLite allows one writer: serialising writers in-process turns
     /// "database is locked" retries into a short queue.
     write_lock: Option<Arc<Mutex<()>>>,
+    /// PostgreSQL only: a small pool whose sessions commit asynchronously,
+    /// for allocating ticket numbers (see `tickets::create_batch`).
+    pub(crate) alloc_db: Option<DatabaseConnection>,
 }
 
 /// A write transaction, holding the SQLite write lock while it lives.
@@ -83,9 +86,22 @@ impl Store {
                 .create_if_missing(true)
         });
         let db = Database::connect(opt).await?;
+        let alloc_db = if db.get_database_backend() == DbBackend::Postgres {
+            let mut opt = ConnectOptions::new(url.to_owned());
+            opt.max_connections(4)
+                .min_connections(1)
+                .connect_timeout(Duration::from_secs(5))
+                .acquire_timeout(Duration::from_secs(10))
+                .sqlx_logging(false);
+            opt.map_sqlx_postgres_opts(|o| o.options([("synchronous_commit", "off")]));
+            Some(Database::connect(opt).await?)
+        } else {
+            None
+        };
         Ok(Store {
             db,
             write_lock: sqlite.then(|| Arc::new(Mutex::new(()))),
+            alloc_db,
         })
     }
 

@@ -372,9 +372,11 @@ impl Store {
         // do this in parallel. A failed batch leaves a gap in the day's
         // numbers; it never repeats one. SQLite has one writer anyway and
         // keeps everything in one transaction.
-        let pg = self.backend() == sea_orm::DbBackend::Postgres;
-        let (w, prepared) = if pg {
-            (None, prepare(&self.db, items, now).await?)
+        let (w, prepared) = if let Some(alloc) = &self.alloc_db {
+            // Asynchronous commit is safe here: WAL is flushed in order, so a
+            // committed ticket makes its number's allocation durable too, and
+            // an allocation lost in a crash was never used.
+            (None, prepare(alloc, items, now).await?)
         } else {
             let w = self.begin_write().await?;
             let p = prepare(&w.txn, items, now).await?;
