@@ -139,13 +139,26 @@ pub async fn load(
         sla: &settings.sla,
     };
     let mut made = 0;
+    let mut prev: Option<ticket::Model> = None;
     for i in 0..tickets {
         let a = &file.appeals[i % file.appeals.len()];
         // Spread over the last 40 days, more of them recent.
         let age_hours = (rng.gen_range(0.0f64..1.0).powi(2) * 40.0 * 24.0) as i64;
         let created = now - Duration::hours(age_hours) - Duration::minutes(rng.gen_range(0..60));
         let t = create(store, a, i, created, &mut rng).await?;
-        drive(store, &rules, t, a, i, created, now, &mut rng).await?;
+        let last = drive(
+            store,
+            &rules,
+            t,
+            a,
+            i,
+            created,
+            now,
+            prev.as_ref(),
+            &mut rng,
+        )
+        .await?;
+        prev = Some(last);
         made += 1;
     }
     println!("sample tickets: {made} created");
@@ -207,8 +220,9 @@ async fn drive(
     i: usize,
     created: DateTime<Utc>,
     now: DateTime<Utc>,
+    prev: Option<&ticket::Model>,
     rng: &mut StdRng,
-) -> Result<(), StartupError> {
+) -> Result<ticket::Model, StartupError> {
     let dispatcher = Actor {
         name: "dispatcher1".into(),
         role: Role::Dispatcher,
@@ -300,6 +314,19 @@ async fn drive(
             },
             5,
         )],
+        // Every 18th appeal repeats the one before it (并单).
+        8 if i % 18 == 17 => match prev.and_then(|p| Some((p, p.state.parse().ok()?))) {
+            Some((p, into_state)) => vec![(
+                &dispatcher,
+                Action::Merge {
+                    into: p.id,
+                    into_ticket_no: p.ticket_no.clone(),
+                    into_state,
+                },
+                25,
+            )],
+            None => vec![],
+        },
         _ => vec![
             (&dispatcher, dispatch.clone(), 30),
             (&handler, sign.clone(), 240),
@@ -325,5 +352,5 @@ async fn drive(
             None => break,
         }
     }
-    Ok(())
+    Ok(t)
 }

@@ -287,6 +287,22 @@ impl TestApp {
         self.login(username, &password).await
     }
 
+    /// Logs in a demo user with the password the demo wrote down.
+    pub async fn login_demo(&self, username: &str) -> String {
+        let path = self
+            .app_state
+            .settings
+            .data_dir
+            .join("demo-credentials.txt");
+        let text = std::fs::read_to_string(path).expect("demo credentials");
+        let line = text
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(username))
+            .expect("demo user listed");
+        let password = line.split_whitespace().last().expect("password");
+        self.login(username, password).await
+    }
+
     pub async fn count_tickets(&self) -> u64 {
         self.app_state.store.count_tickets().await.expect("count")
     }
