@@ -63,6 +63,7 @@ pub struct Settings {
     pub database: DatabaseSettings,
     pub redis: RedisSettings,
     pub mail: MailSettings,
+    pub sweep: SweepSettings,
     pub channels: ChannelSettings,
     pub open311: Open311Settings,
     pub auth: AuthSettings,
@@ -103,6 +104,14 @@ pub struct RedisSettings {
 pub struct MailSettings {
     pub smtp_url: String,
     pub from: String,
+    /// Seconds between delivery rounds.
+    pub deliver_interval: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct SweepSettings {
+    /// Seconds between sweeps.
+    pub interval: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -228,6 +237,18 @@ impl Settings {
                 "channels.wenzheng.reply_url",
                 "must be empty or an http(s) URL",
             ));
+        }
+        if self.sweep.interval == 0 {
+            return Err(invalid("sweep.interval", "must be at least 1 (seconds)"));
+        }
+        if self.mail.deliver_interval == 0 {
+            return Err(invalid(
+                "mail.deliver_interval",
+                "must be at least 1 (seconds)",
+            ));
+        }
+        if self.mail.from.parse::<lettre::message::Mailbox>().is_err() {
+            return Err(invalid("mail.from", "is not a mailbox (Name <address>)"));
         }
         if self.auth.token_ttl_hours <= 0 {
             return Err(invalid("auth.token_ttl_hours", "must be positive"));

@@ -9,6 +9,8 @@ pub mod api;
 pub mod cli;
 pub mod config;
 pub mod domain;
+pub mod infra;
+pub mod jobs;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

@@ -30,6 +30,15 @@ enum Command {
         #[arg(long, default_value_t = 300)]
         tickets: usize,
     },
+    /// One escalation sweep as of an instant, against the configured
+    /// database (safe while servers run beside it).
+    Sweep {
+        /// RFC 3339 instant, e.g. 2026-11-21T09:00:00+08:00 (default: now).
+        #[arg(long)]
+        at: Option<String>,
+    },
+    /// Deliver the outbox rows that are due now, then exit.
+    Deliver,
     /// Benchmarks that print their figures.
     Bench {
         #[command(subcommand)]
@@ -75,6 +84,51 @@ fn main() -> ExitCode {
                 let admin = std::env::var("HOTLINE_ADMIN_PASSWORD").ok();
                 startup::bootstrap_admin(&store, settings.env, admin).await?;
                 cli::demo::load(&settings, &store, &calendar, tickets).await
+            }
+            Command::Sweep { at } => {
+                let at = match at {
+                    None => hotline::store::now(),
+                    Some(a) => chrono::DateTime::parse_from_rfc3339(&a)
+                        .map_err(|e| startup::StartupError::Bootstrap(format!("--at: {e}")))?
+                        .with_timezone(&chrono::Utc),
+                };
+                let store = startup::open_store(&settings).await?;
+                let calendar = startup::calendar(&settings)?;
+                let rules = hotline::domain::lifecycle::Rules {
+                    calendar: &calendar,
+                    sla: &settings.sla,
+                };
+                let started = std::time::Instant::now();
+                let r =
+                    hotline::jobs::sweeper::sweep(&store, &rules, &settings.server.base_url, at)
+                        .await?;
+                println!(
+                    "sweep at={} examined={} changed={} levels={} seconds={:.3}",
+                    at.to_rfc3339(),
+                    r.examined,
+                    r.changed,
+                    r.levels,
+                    started.elapsed().as_secs_f64()
+                );
+                Ok(())
+            }
+            Command::Deliver => {
+                let store = startup::open_store(&settings).await?;
+                let mailer = hotline::infra::mail::Mailer::from_settings(
+                    &settings.mail.smtp_url,
+                    &settings.data_dir,
+                )
+                .map_err(|e| startup::StartupError::Bootstrap(e.to_string()))?;
+                let started = std::time::Instant::now();
+                let r = hotline::jobs::outbox::deliver_due(&store, &mailer, &settings.mail.from)
+                    .await?;
+                println!(
+                    "deliver sent={} failed={} seconds={:.3}",
+                    r.sent,
+                    r.failed,
+                    started.elapsed().as_secs_f64()
+                );
+                Ok(())
             }
             Command::Bench { what } => cli::bench::run(&settings, what).await,
         }

@@ -2,6 +2,7 @@
 //! start the intake writers and bind the HTTP server (port 0 in tests).
 
 use std::net::TcpListener;
+use std::time::Duration;
 
 use actix_web::dev::Server;
 use actix_web::{App, HttpServer, web};
@@ -12,6 +13,11 @@ use tracing_actix_web::TracingLogger;
 use crate::api::{self, AppState};
 use crate::config::{ConfigError, Environment, Settings};
 use crate::domain::calendar::{Calendar, city_tz};
+use crate::infra::bus::EventBus;
+use crate::infra::lease::Lease;
+use crate::infra::mail::Mailer;
+use crate::infra::redis::RedisHandle;
+use crate::jobs;
 use crate::store::intake::Intake;
 use crate::store::{Store, StoreError};
 
@@ -152,6 +158,38 @@ impl Application {
             n => n,
         };
         let intake = Intake::start(store.clone(), writers);
+        let redis = match settings.redis.url.as_str() {
+            "" => None,
+            url => Some(RedisHandle::new(url).map_err(|e| {
+                StartupError::Config(crate::config::ConfigError::Invalid {
+                    key: "redis.url".into(),
+                    message: e.to_string(),
+                })
+            })?),
+        };
+        let bus = EventBus::new(redis.clone());
+        let mailer =
+            Mailer::from_settings(&settings.mail.smtp_url, &settings.data_dir).map_err(|e| {
+                StartupError::Config(crate::config::ConfigError::Invalid {
+                    key: "mail.smtp_url".into(),
+                    message: e.to_string(),
+                })
+            })?;
+        tracing::info!(mail = %mailer.describe(), redis = redis.is_some(), "background workers starting");
+        tokio::spawn(jobs::sweeper::run(
+            store.clone(),
+            calendar.clone(),
+            settings.sla.clone(),
+            settings.server.base_url.clone(),
+            Duration::from_secs(settings.sweep.interval),
+            Lease::new(redis.clone()),
+        ));
+        tokio::spawn(jobs::outbox::run(
+            store.clone(),
+            mailer.clone(),
+            settings.mail.from.clone(),
+            Duration::from_secs(settings.mail.deliver_interval),
+        ));
         let addr = format!("{}:{}", settings.server.host, settings.server.port);
         let listener = TcpListener::bind(&addr).map_err(|source| StartupError::Bind {
             addr: addr.clone(),
@@ -165,6 +203,9 @@ impl Application {
             calendar,
             intake,
             tokens: Default::default(),
+            bus,
+            redis,
+            mailer,
         });
         let data = state.clone();
         let mut server = HttpServer::new(move || {

@@ -143,11 +143,20 @@ impl FromRequest for Caller {
 
     fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
         let state = req.app_data::<web::Data<AppState>>().cloned();
-        let header = req
+        let mut header = req
             .headers()
             .get(actix_web::http::header::AUTHORIZATION)
             .and_then(|h| h.to_str().ok())
             .map(str::to_owned);
+        // Browsers' EventSource cannot send headers: the live stream also
+        // takes `?access_token=`.
+        if header.is_none() && req.path().ends_with("/events/stream") {
+            header = req
+                .query_string()
+                .split('&')
+                .find_map(|kv| kv.strip_prefix("access_token="))
+                .map(|t| format!("Bearer {t}"));
+        }
         Box::pin(async move {
             let state = state.ok_or_else(|| ApiError::internal("no app state"))?;
             let token = header

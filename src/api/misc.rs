@@ -206,14 +206,30 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         Err(_) => json!({"status": "error", "error": "timed out after 2 s"}),
     };
     let ok = db["status"] == "ok";
-    let redis = if state.settings.redis.url.is_empty() {
-        json!({"status": "not_configured"})
-    } else {
-        json!({"status": "not_checked"})
+    // Redis is optional: when it is down the service runs on in-process
+    // fallbacks, so it degrades readiness's detail, not its status.
+    let redis = match &state.redis {
+        None => json!({"status": "not_configured"}),
+        Some(r) => match tokio::time::timeout(std::time::Duration::from_secs(2), r.ping()).await {
+            Ok(Ok(())) => json!({"status": "ok"}),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "readiness: Redis unavailable, using in-process fallbacks");
+                json!({"status": "degraded", "error": e.to_string(), "fallback": "in-process"})
+            }
+            Err(_) => {
+                json!({"status": "degraded", "error": "timed out after 2 s", "fallback": "in-process"})
+            }
+        },
+    };
+    let outbox = match state.store.outbox_backlog(crate::store::now()).await {
+        Ok(b) => {
+            json!({"status": "ok", "pending": b.pending, "oldest_pending_seconds": b.oldest_pending_secs, "transport": state.mailer.describe()})
+        }
+        Err(e) => json!({"status": "error", "error": e.to_string()}),
     };
     let body = json!({
         "status": if ok { "ready" } else { "not_ready" },
-        "checks": {"database": db, "redis": redis},
+        "checks": {"database": db, "redis": redis, "outbox": outbox},
         "calendar_years": state.calendar.known_years(),
     });
     if ok {
@@ -245,4 +261,29 @@ pub async fn index(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")
         .body(html)
+}
+
+/// Prometheus text exposition: database and Redis health, outbox backlog.
+pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    let db_up = i32::from(state.store.ping().await.is_ok());
+    let redis_up = match &state.redis {
+        None => -1,
+        Some(r) => i32::from(r.ping().await.is_ok()),
+    };
+    let b = state
+        .store
+        .outbox_backlog(crate::store::now())
+        .await
+        .unwrap_or_default();
+    let body = format!(
+        "# HELP hotline_up The service answers.\n# TYPE hotline_up gauge\nhotline_up 1\n\
+         # HELP hotline_database_up The database answers.\n# TYPE hotline_database_up gauge\nhotline_database_up {db_up}\n\
+         # HELP hotline_redis_up Redis answers (-1: not configured).\n# TYPE hotline_redis_up gauge\nhotline_redis_up {redis_up}\n\
+         # HELP hotline_outbox_pending Notifications waiting for delivery.\n# TYPE hotline_outbox_pending gauge\nhotline_outbox_pending {}\n\
+         # HELP hotline_outbox_oldest_pending_seconds Age of the oldest undelivered notification.\n# TYPE hotline_outbox_oldest_pending_seconds gauge\nhotline_outbox_oldest_pending_seconds {}\n",
+        b.pending, b.oldest_pending_secs
+    );
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(body)
 }

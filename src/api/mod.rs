@@ -5,6 +5,7 @@ pub mod auth;
 pub mod error;
 pub mod misc;
 pub mod openapi;
+pub mod stream;
 pub mod tickets;
 pub mod views;
 
@@ -28,6 +29,9 @@ pub struct AppState {
     pub calendar: Calendar,
     pub intake: Intake,
     pub tokens: auth::TokenCache,
+    pub bus: crate::infra::bus::EventBus,
+    pub redis: Option<crate::infra::redis::RedisHandle>,
+    pub mailer: crate::infra::mail::Mailer,
 }
 
 pub const MAX_BODY: usize = 1024 * 1024;
@@ -148,6 +152,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     use actix_web::web::{get, post};
     cfg.service(resource("/").route(get().to(misc::index)))
         .service(resource("/healthz").route(get().to(misc::healthz)))
+        .service(resource("/metrics").route(get().to(misc::metrics)))
         .service(resource("/readyz").route(get().to(misc::readyz)))
         .service(resource("/api/openapi.json").route(get().to(openapi::document)))
         .service(resource("/api/docs").route(get().to(openapi::docs_page)))
@@ -166,6 +171,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                         .route(post().to(misc::create_department)),
                 )
                 .service(resource("/calendar/due").route(get().to(misc::due)))
+                .service(resource("/events/stream").route(get().to(stream::stream)))
                 .service(resource("/access-log").route(get().to(tickets::access_log)))
                 .service(
                     resource("/public/tickets/{ticket_no}").route(get().to(misc::public_ticket)),

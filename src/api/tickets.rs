@@ -12,12 +12,16 @@ use super::error::ApiError;
 use super::views::{event_view, extension_view, ticket_view, ticket_view_with};
 use super::{ApiJson, AppState};
 use crate::domain::appeal::RawAppeal;
-use crate::domain::lifecycle::{self, Action, Rules};
+use crate::domain::lifecycle::{self, Action, EventDraft, Rules};
+use crate::domain::notify::{self, TicketFacts};
 use crate::domain::types::{
-    Category, Channel, DepartmentCode, ExtensionStatus, Resolution, Role, Satisfaction, TicketState,
+    Category, Channel, DepartmentCode, EventKind, ExtensionStatus, Resolution, Role, Satisfaction,
+    TicketState,
 };
+use crate::infra::bus::BusEvent;
 use crate::store::entities::{extension, ticket};
-use crate::store::tickets::{SideEffect, TicketFilter, to_domain};
+use crate::store::escalations::{Directory, OutboxDraft};
+use crate::store::tickets::{SideEffect, TicketFilter, TransitionWrite, to_domain};
 
 pub async fn create(
     caller: Caller,
@@ -214,7 +218,8 @@ pub async fn get(
 }
 
 /// Runs one action through the lifecycle and commits it, retrying when a
-/// concurrent change wins the compare-and-set.
+/// concurrent change wins the compare-and-set. Notices the change causes go
+/// into the outbox in the same transaction; live clients hear of it after.
 async fn transition(
     state: &AppState,
     caller: &Caller,
@@ -231,11 +236,23 @@ async fn transition(
         let now = crate::store::now();
         let current = to_domain(&before)?;
         let (after, event) = lifecycle::apply(&rules, &current, &caller.actor(), action, now)?;
+        let outbox = notices(state, &before, &after, &event, now).await?;
         if let Some(done) = state
             .store
-            .commit_transition(&before, &after, &event, &caller.username, side, now)
+            .commit_transition(
+                &TransitionWrite {
+                    before: &before,
+                    after: &after,
+                    event: &event,
+                    actor: &caller.username,
+                    side,
+                    outbox: &outbox,
+                },
+                now,
+            )
             .await?
         {
+            state.bus.publish(&bus_event(&done.0, &event, now)).await;
             return Ok(done);
         }
     }
@@ -243,6 +260,66 @@ async fn transition(
         "conflict",
         "the ticket is being changed by someone else; retry",
     ))
+}
+
+/// The live-stream message for a committed change.
+pub fn bus_event(
+    t: &ticket::Model,
+    event: &EventDraft,
+    at: chrono::DateTime<chrono::Utc>,
+) -> BusEvent {
+    let mut departments: Vec<String> = t.department.iter().cloned().collect();
+    departments.extend(crate::store::tickets::co_departments(t));
+    if let Some(d) = &event.department
+        && !departments.contains(d)
+    {
+        departments.push(d.clone());
+    }
+    BusEvent {
+        ticket_id: t.id,
+        ticket_no: t.ticket_no.clone(),
+        kind: event.kind.as_str().to_owned(),
+        state: t.state.clone(),
+        departments,
+        escalation_level: t.escalation_level,
+        at,
+    }
+}
+
+/// Notices a transition causes: the dispatch notice to the new department,
+/// and the 督办 notice when exhausted reworks flag a ticket.
+async fn notices(
+    state: &AppState,
+    before: &ticket::Model,
+    after: &lifecycle::Ticket,
+    event: &EventDraft,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Vec<OutboxDraft>, ApiError> {
+    let dispatch = event.kind == EventKind::Dispatched;
+    let supervised = after.escalation_level >= 3 && before.escalation_level < 3;
+    if !dispatch && !supervised {
+        return Ok(Vec::new());
+    }
+    let dir = Directory::load(&state.store).await?;
+    let department = after
+        .department
+        .clone()
+        .or_else(|| before.department.clone())
+        .unwrap_or_default();
+    let facts = TicketFacts {
+        id: before.id,
+        ticket_no: &before.ticket_no,
+        title: &before.title,
+        department_name: dir.department_name(&department),
+    };
+    let base = &state.settings.server.base_url;
+    let n = if dispatch {
+        notify::dispatched(&facts, &department, after.reply_due_at, base)
+    } else {
+        let due = before.reply_due_at.unwrap_or(now);
+        notify::escalation(&facts, &department, 3, "reply", due, now, base)
+    };
+    Ok(dir.drafts(&n, before.id))
 }
 
 async fn act(

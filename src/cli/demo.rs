@@ -20,7 +20,7 @@ use crate::domain::types::{
 use crate::startup::StartupError;
 use crate::store::Store;
 use crate::store::entities::ticket;
-use crate::store::tickets::{SideEffect, to_domain};
+use crate::store::tickets::{SideEffect, TransitionWrite, to_domain};
 
 #[derive(Deserialize)]
 struct DemoFile {
@@ -345,7 +345,17 @@ async fn drive(
             break;
         };
         match store
-            .commit_transition(&t, &after, &event, &actor.name, &SideEffect::None, at)
+            .commit_transition(
+                &TransitionWrite {
+                    before: &t,
+                    after: &after,
+                    event: &event,
+                    actor: &actor.name,
+                    side: &SideEffect::None,
+                    outbox: &[],
+                },
+                at,
+            )
             .await?
         {
             Some((next, _)) => t = next,

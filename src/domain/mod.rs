@@ -4,6 +4,8 @@
 pub mod appeal;
 pub mod calendar;
 pub mod catalogue;
+pub mod escalation;
 pub mod lifecycle;
+pub mod notify;
 pub mod sla;
 pub mod types;

@@ -209,6 +209,8 @@ pub mod outbox {
         pub next_attempt_at: DateTimeUtc,
         pub last_error: Option<String>,
         pub sent_at: Option<DateTimeUtc>,
+        /// Claimed by a delivery worker until then.
+        pub locked_until: Option<DateTimeUtc>,
     }
     no_relations!();
 }

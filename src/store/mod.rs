@@ -2,7 +2,9 @@
 //! the API needs. SQL is the only source of truth.
 
 pub mod entities;
+pub mod escalations;
 pub mod intake;
+pub mod outbox;
 pub mod tickets;
 pub mod users;
 

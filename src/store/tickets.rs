@@ -52,6 +52,19 @@ pub struct TicketFilter {
     pub per_page: u64,
 }
 
+/// Everything one accepted action writes, in one transaction.
+#[derive(Clone, Copy)]
+pub struct TransitionWrite<'a> {
+    /// The row the lifecycle read (its `version` is the compare-and-set).
+    pub before: &'a ticket::Model,
+    pub after: &'a Ticket,
+    pub event: &'a EventDraft,
+    pub actor: &'a str,
+    pub side: &'a SideEffect,
+    /// Notifications the change causes.
+    pub outbox: &'a [super::escalations::OutboxDraft],
+}
+
 /// What a transition writes besides the ticket and its event.
 #[derive(Debug, Clone)]
 pub enum SideEffect {
@@ -154,7 +167,7 @@ fn changes(t: &Ticket, now: DateTime<Utc>, version: i32) -> ticket::ActiveModel 
     }
 }
 
-fn event_model(
+pub(crate) fn event_model(
     ticket_id: i64,
     actor: &str,
     e: &EventDraft,
@@ -659,13 +672,17 @@ impl Store {
     /// ticket changed under us and the caller should reload and retry.
     pub async fn commit_transition(
         &self,
-        before: &ticket::Model,
-        after: &Ticket,
-        event: &EventDraft,
-        actor: &str,
-        side: &SideEffect,
+        write: &TransitionWrite<'_>,
         now: DateTime<Utc>,
     ) -> StoreResult<Option<(ticket::Model, Option<extension::Model>)>> {
+        let TransitionWrite {
+            before,
+            after,
+            event,
+            actor,
+            side,
+            outbox,
+        } = *write;
         let w = self.begin_write().await?;
         let txn = &w.txn;
         let res = ticket::Entity::update_many()
@@ -680,6 +697,16 @@ impl Store {
         event_model(before.id, actor, event, now)
             .insert(txn)
             .await?;
+        if !outbox.is_empty() {
+            super::entities::outbox::Entity::insert_many(
+                outbox
+                    .iter()
+                    .map(|d| super::escalations::outbox_model(d, now))
+                    .collect::<Vec<_>>(),
+            )
+            .exec_without_returning(txn)
+            .await?;
+        }
 
         if event.kind == EventKind::Dispatched {
             let mut rows = Vec::new();

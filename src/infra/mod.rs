@@ -1,0 +1,8 @@
+//! Infrastructure chosen once from configuration: Redis or in-process
+//! equivalents, and the mail transport. The rest of the code never asks
+//! which one it got.
+
+pub mod bus;
+pub mod lease;
+pub mod mail;
+pub mod redis;

@@ -1,0 +1,131 @@
+//! Redis, when `redis.url` is set: one handle that connects lazily and
+//! reconnects by itself, with deliberate timeouts (1 s connect, 1 s
+//! response). Callers fall back to in-process behaviour on any error.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use tokio::sync::{Mutex, broadcast};
+
+#[derive(Clone)]
+pub struct RedisHandle {
+    client: redis::Client,
+    conn: Arc<Mutex<Option<ConnectionManager>>>,
+    last_attempt: Arc<Mutex<Option<Instant>>>,
+}
+
+const RETRY_EVERY: Duration = Duration::from_secs(2);
+
+const LEASE_LUA: &str = r#"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  return 1
+end
+return 0
+"#;
+
+impl RedisHandle {
+    pub fn new(url: &str) -> redis::RedisResult<RedisHandle> {
+        Ok(RedisHandle {
+            client: redis::Client::open(url)?,
+            conn: Arc::new(Mutex::new(None)),
+            last_attempt: Arc::new(Mutex::new(None)),
+        })
+    }
+
+    async fn conn(&self) -> redis::RedisResult<ConnectionManager> {
+        let mut slot = self.conn.lock().await;
+        if let Some(c) = slot.as_ref() {
+            return Ok(c.clone());
+        }
+        {
+            // Do not hammer a Redis that is down: one attempt per interval.
+            let mut last = self.last_attempt.lock().await;
+            if last.is_some_and(|t| t.elapsed() < RETRY_EVERY) {
+                return Err(redis::RedisError::from((
+                    redis::ErrorKind::Io,
+                    "Redis unavailable (waiting to reconnect)",
+                )));
+            }
+            *last = Some(Instant::now());
+        }
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(1)))
+            .set_response_timeout(Some(Duration::from_secs(1)))
+            .set_number_of_retries(2);
+        let c = self
+            .client
+            .get_connection_manager_with_config(config)
+            .await?;
+        tracing::info!("connected to Redis");
+        *slot = Some(c.clone());
+        Ok(c)
+    }
+
+    pub async fn ping(&self) -> redis::RedisResult<()> {
+        let mut c = self.conn().await?;
+        redis::cmd("PING")
+            .query_async::<String>(&mut c)
+            .await
+            .map(|_| ())
+    }
+
+    /// Takes or renews the lease `name` for `holder`.
+    pub async fn acquire(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl: Duration,
+    ) -> redis::RedisResult<bool> {
+        let mut c = self.conn().await?;
+        let held: i32 = redis::Script::new(LEASE_LUA)
+            .key(format!("hotline:lease:{name}"))
+            .arg(holder)
+            .arg(ttl.as_millis() as u64)
+            .invoke_async(&mut c)
+            .await?;
+        Ok(held == 1)
+    }
+
+    pub async fn publish(&self, channel: &str, payload: &str) -> redis::RedisResult<()> {
+        let mut c = self.conn().await?;
+        redis::cmd("PUBLISH")
+            .arg(channel)
+            .arg(payload)
+            .query_async::<i64>(&mut c)
+            .await
+            .map(|_| ())
+    }
+
+    /// Forwards every message on `channel` into `tx`, resubscribing after
+    /// any failure, for as long as the process runs.
+    pub fn forward(&self, channel: &'static str, tx: broadcast::Sender<String>) {
+        let client = self.client.clone();
+        tokio::spawn(async move {
+            use futures_util::StreamExt;
+            loop {
+                match client.get_async_pubsub().await {
+                    Ok(mut ps) => match ps.subscribe(channel).await {
+                        Ok(()) => {
+                            tracing::info!(channel, "subscribed to Redis");
+                            let mut stream = ps.into_on_message();
+                            while let Some(msg) = stream.next().await {
+                                if let Ok(p) = msg.get_payload::<String>() {
+                                    let _ = tx.send(p);
+                                }
+                            }
+                            tracing::warn!(channel, "Redis subscription ended; resubscribing");
+                        }
+                        Err(e) => tracing::warn!(error = %e, "Redis subscribe failed"),
+                    },
+                    Err(e) => tracing::debug!(error = %e, "Redis pub/sub unavailable"),
+                }
+                tokio::time::sleep(RETRY_EVERY).await;
+            }
+        });
+    }
+}

@@ -1,0 +1,5 @@
+//! Background work every instance runs: the escalation sweeper and the
+//! outbox delivery worker. Both stay exactly-once through the database.
+
+pub mod outbox;
+pub mod sweeper;

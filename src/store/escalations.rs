@@ -1,0 +1,225 @@
+//! Escalation storage: the tickets whose next threshold has passed, and the
+//! compare-and-set that records a level change with its events and outbox
+//! rows exactly once, however many sweepers run.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
+
+use super::entities::{department, outbox, ticket, ticket_event, user};
+use super::tickets::event_model;
+use super::{Store, StoreResult};
+use crate::domain::escalation::Escalation;
+use crate::domain::notify::{Audience, Notice};
+use crate::domain::types::TicketState;
+
+/// An outbox row to be written with the change that causes it.
+#[derive(Debug, Clone)]
+pub struct OutboxDraft {
+    pub kind: String,
+    pub ticket_id: Option<i64>,
+    pub recipient: String,
+    pub subject: String,
+    pub body: String,
+}
+
+pub fn outbox_model(d: &OutboxDraft, now: DateTime<Utc>) -> outbox::ActiveModel {
+    outbox::ActiveModel {
+        created_at: Set(now),
+        kind: Set(d.kind.clone()),
+        ticket_id: Set(d.ticket_id),
+        recipient: Set(d.recipient.clone()),
+        subject: Set(d.subject.clone()),
+        body: Set(d.body.clone()),
+        status: Set("pending".into()),
+        attempts: Set(0),
+        next_attempt_at: Set(now),
+        last_error: Set(None),
+        sent_at: Set(None),
+        locked_until: Set(None),
+        ..Default::default()
+    }
+}
+
+/// Addresses by audience and department names, looked up once per sweep.
+#[derive(Default)]
+pub struct Directory {
+    departments: HashMap<String, department::Model>,
+    users: Vec<user::Model>,
+}
+
+impl Directory {
+    pub async fn load(store: &Store) -> StoreResult<Directory> {
+        let departments = store
+            .list_departments()
+            .await?
+            .into_iter()
+            .map(|d| (d.code.clone(), d))
+            .collect();
+        let users = user::Entity::find()
+            .filter(user::Column::Active.eq(true))
+            .filter(user::Column::Email.is_not_null())
+            .all(&store.db)
+            .await?;
+        Ok(Directory { departments, users })
+    }
+
+    pub fn department_name<'a>(&'a self, code: &'a str) -> &'a str {
+        self.departments
+            .get(code)
+            .map(|d| d.name.as_str())
+            .unwrap_or(code)
+    }
+
+    fn users(&self, roles: &[&str], department: Option<&str>) -> impl Iterator<Item = &str> {
+        self.users
+            .iter()
+            .filter(move |u| roles.contains(&u.role.as_str()))
+            .filter(move |u| department.is_none() || u.department.as_deref() == department)
+            .filter_map(|u| u.email.as_deref())
+    }
+
+    /// E-mail addresses of an audience, without duplicates.
+    pub fn addresses(&self, audience: &Audience) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        let mut add = |a: &str| {
+            let a = a.trim();
+            if !a.is_empty() && !out.iter().any(|x| x == a) {
+                out.push(a.to_owned());
+            }
+        };
+        match audience {
+            Audience::Department(d) => {
+                if let Some(e) = self.departments.get(d).and_then(|d| d.email.as_deref()) {
+                    add(e);
+                }
+                self.users(&["handler"], Some(d)).for_each(&mut add);
+            }
+            Audience::DepartmentHeads(d) => {
+                if let Some(e) = self.departments.get(d).and_then(|d| d.email.as_deref()) {
+                    add(e);
+                }
+                self.users(&["dept_head"], Some(d)).for_each(&mut add);
+            }
+            Audience::SupervisorsAndLeaders => {
+                self.users(&["supervisor", "leader"], None)
+                    .for_each(&mut add);
+            }
+        }
+        out
+    }
+
+    /// One outbox row per address of the notice's audience.
+    pub fn drafts(&self, n: &Notice, ticket_id: i64) -> Vec<OutboxDraft> {
+        self.addresses(&n.audience)
+            .into_iter()
+            .map(|recipient| OutboxDraft {
+                kind: n.kind.to_owned(),
+                ticket_id: Some(ticket_id),
+                recipient,
+                subject: n.subject.clone(),
+                body: n.body.clone(),
+            })
+            .collect()
+    }
+}
+
+/// One ticket's escalation, ready to commit.
+pub struct EscalationWrite<'a> {
+    pub before: &'a ticket::Model,
+    pub escalation: Escalation,
+    pub outbox: Vec<OutboxDraft>,
+}
+
+impl Store {
+    /// Open tickets whose next escalation threshold is at or before `at`,
+    /// earliest first. Served by the `next_check_at` index.
+    /// `after` is the (next_check_at, id) of the last ticket of the previous
+    /// page, so tickets skipped by a lost compare-and-set are not re-read.
+    pub async fn due_for_check(
+        &self,
+        at: DateTime<Utc>,
+        after: Option<(DateTime<Utc>, i64)>,
+        limit: u64,
+    ) -> StoreResult<Vec<ticket::Model>> {
+        use ticket::Column as C;
+        let mut q = ticket::Entity::find()
+            .filter(C::NextCheckAt.lte(at))
+            .filter(C::State.is_in([
+                TicketState::Dispatched.as_str(),
+                TicketState::InProgress.as_str(),
+            ]));
+        if let Some((t, id)) = after {
+            q = q.filter(
+                sea_orm::Condition::any().add(C::NextCheckAt.gt(t)).add(
+                    sea_orm::Condition::all()
+                        .add(C::NextCheckAt.eq(t))
+                        .add(C::Id.gt(id)),
+                ),
+            );
+        }
+        Ok(q.order_by_asc(C::NextCheckAt)
+            .order_by_asc(C::Id)
+            .limit(limit)
+            .all(&self.db)
+            .await?)
+    }
+
+    /// Writes a page of escalations in one transaction. Each ticket is a
+    /// compare-and-set on its id, level and version: a ticket another sweeper
+    /// (or a person) changed meanwhile is skipped, with no event and no mail.
+    /// Returns how many tickets changed and how many levels they climbed.
+    pub async fn commit_escalations(
+        &self,
+        writes: &[EscalationWrite<'_>],
+        at: DateTime<Utc>,
+    ) -> StoreResult<(usize, usize)> {
+        if writes.is_empty() {
+            return Ok((0, 0));
+        }
+        let w = self.begin_write().await?;
+        let mut events = Vec::new();
+        let mut mails = Vec::new();
+        let (mut tickets, mut levels) = (0, 0);
+        for wr in writes {
+            let t = &wr.escalation.ticket;
+            let res = ticket::Entity::update_many()
+                .set(ticket::ActiveModel {
+                    escalation_level: Set(t.escalation_level),
+                    next_check_at: Set(t.next_check_at),
+                    version: Set(wr.before.version + 1),
+                    ..Default::default()
+                })
+                .filter(ticket::Column::Id.eq(wr.before.id))
+                .filter(ticket::Column::EscalationLevel.eq(wr.before.escalation_level))
+                .filter(ticket::Column::Version.eq(wr.before.version))
+                .exec(&w.txn)
+                .await?;
+            if res.rows_affected != 1 {
+                continue;
+            }
+            tickets += 1;
+            levels += wr.escalation.events.len();
+            events.extend(
+                wr.escalation
+                    .events
+                    .iter()
+                    .map(|e| event_model(wr.before.id, "sweeper", e, at)),
+            );
+            mails.extend(wr.outbox.iter().map(|d| outbox_model(d, at)));
+        }
+        for chunk in events.chunks(500) {
+            ticket_event::Entity::insert_many(chunk.to_vec())
+                .exec_without_returning(&w.txn)
+                .await?;
+        }
+        for chunk in mails.chunks(500) {
+            outbox::Entity::insert_many(chunk.to_vec())
+                .exec_without_returning(&w.txn)
+                .await?;
+        }
+        w.commit().await?;
+        Ok((tickets, levels))
+    }
+}

@@ -1,0 +1,140 @@
+//! The outbox: notifications written in the same transaction as the change
+//! that causes them, claimed by delivery workers with a compare-and-set
+//! lease, retried with back-off, never deleted.
+
+use chrono::{DateTime, Duration, Utc};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+};
+
+use super::entities::outbox;
+use super::{Store, StoreResult};
+
+/// Back-off after the n-th failed attempt: 10 s doubling, at most an hour.
+pub fn backoff(attempts: i32) -> Duration {
+    let secs = 10i64
+        .saturating_mul(1i64 << attempts.clamp(0, 20))
+        .min(3600);
+    Duration::seconds(secs)
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Backlog {
+    pub pending: u64,
+    pub oldest_pending_secs: i64,
+}
+
+impl Store {
+    /// Claims up to `limit` deliverable rows for `lease`: rows another worker
+    /// holds are skipped, and a row whose worker died is free again once its
+    /// lease has passed.
+    pub async fn claim_outbox(
+        &self,
+        now: DateTime<Utc>,
+        lease: Duration,
+        limit: u64,
+    ) -> StoreResult<Vec<outbox::Model>> {
+        use outbox::Column as C;
+        let free = || {
+            Condition::all()
+                .add(C::Status.eq("pending"))
+                .add(C::NextAttemptAt.lte(now))
+                .add(
+                    Condition::any()
+                        .add(C::LockedUntil.is_null())
+                        .add(C::LockedUntil.lt(now)),
+                )
+        };
+        let ids: Vec<i64> = outbox::Entity::find()
+            .select_only()
+            .column(C::Id)
+            .filter(free())
+            .order_by_asc(C::Id)
+            .limit(limit)
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let w = self.begin_write().await?;
+        let claimed = outbox::Entity::update_many()
+            .col_expr(C::LockedUntil, Expr::value(now + lease))
+            .filter(C::Id.is_in(ids))
+            .filter(free())
+            .exec_with_returning(&w.txn)
+            .await?;
+        w.commit().await?;
+        Ok(claimed)
+    }
+
+    pub async fn outbox_sent(&self, ids: &[i64], now: DateTime<Utc>) -> StoreResult<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let w = self.begin_write().await?;
+        outbox::Entity::update_many()
+            .col_expr(outbox::Column::Status, Expr::value("sent"))
+            .col_expr(outbox::Column::SentAt, Expr::value(now))
+            .col_expr(
+                outbox::Column::LockedUntil,
+                Expr::value(Option::<DateTime<Utc>>::None),
+            )
+            .col_expr(
+                outbox::Column::Attempts,
+                sea_orm::sea_query::ExprTrait::add(Expr::col(outbox::Column::Attempts), 1),
+            )
+            .filter(outbox::Column::Id.is_in(ids.iter().copied()))
+            .exec(&w.txn)
+            .await?;
+        w.commit().await?;
+        Ok(())
+    }
+
+    pub async fn outbox_failed(
+        &self,
+        row: &outbox::Model,
+        error: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let attempts = row.attempts + 1;
+        let w = self.begin_write().await?;
+        outbox::Entity::update_many()
+            .set(outbox::ActiveModel {
+                attempts: Set(attempts),
+                next_attempt_at: Set(now + backoff(attempts - 1)),
+                last_error: Set(Some(error.chars().take(1000).collect())),
+                locked_until: Set(None),
+                ..Default::default()
+            })
+            .filter(outbox::Column::Id.eq(row.id))
+            .exec(&w.txn)
+            .await?;
+        w.commit().await?;
+        Ok(())
+    }
+
+    pub async fn outbox_backlog(&self, now: DateTime<Utc>) -> StoreResult<Backlog> {
+        let q = outbox::Entity::find().filter(outbox::Column::Status.eq("pending"));
+        let pending = q.clone().count(&self.db).await?;
+        let oldest = q
+            .order_by_asc(outbox::Column::Id)
+            .one(&self.db)
+            .await?
+            .map(|r| (now - r.created_at).num_seconds().max(0))
+            .unwrap_or(0);
+        Ok(Backlog {
+            pending,
+            oldest_pending_secs: oldest,
+        })
+    }
+
+    pub async fn outbox_rows(&self, ticket_id: Option<i64>) -> StoreResult<Vec<outbox::Model>> {
+        let mut q = outbox::Entity::find();
+        if let Some(t) = ticket_id {
+            q = q.filter(outbox::Column::TicketId.eq(t));
+        }
+        Ok(q.order_by_asc(outbox::Column::Id).all(&self.db).await?)
+    }
+}
