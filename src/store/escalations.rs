@@ -207,7 +207,10 @@ impl Store {
                     .iter()
                     .map(|e| event_model(wr.before.id, "sweeper", e, at)),
             );
-            mails.extend(wr.outbox.iter().map(|d| outbox_model(d, at)));
+            // Events carry the sweep's instant; mail is due now, even when the
+            // sweep is run for another instant (backfills, `sweep --at`).
+            let due = at.min(super::now());
+            mails.extend(wr.outbox.iter().map(|d| outbox_model(d, due)));
         }
         for chunk in events.chunks(500) {
             ticket_event::Entity::insert_many(chunk.to_vec())

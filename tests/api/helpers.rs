@@ -20,6 +20,7 @@ pub enum Backend {
 
 pub struct TestApp {
     pub base: String,
+    pub db_url: String,
     pub client: Client,
     pub admin: String,
     pub backend: Backend,
@@ -142,13 +143,24 @@ impl TestApp {
 
     /// `None` when the backend is PostgreSQL and `TEST_DATABASE_URL` is unset.
     pub async fn spawn_with(backend: Backend, overrides: &[(&str, &str)]) -> Option<TestApp> {
+        Self::spawn_on(backend, None, overrides).await
+    }
+
+    /// A second instance on the same database as `db_url` (its own port and
+    /// data directory), or a fresh database when `db_url` is `None`.
+    pub async fn spawn_on(
+        backend: Backend,
+        db_url: Option<&str>,
+        overrides: &[(&str, &str)],
+    ) -> Option<TestApp> {
         let dir = tempfile::tempdir().expect("tempdir");
-        let db_url = match backend {
-            Backend::Sqlite => format!(
+        let db_url = match (backend, db_url) {
+            (_, Some(u)) => u.to_owned(),
+            (Backend::Sqlite, None) => format!(
                 "sqlite://{}?mode=rwc",
                 dir.path().join("hotline.db").display()
             ),
-            Backend::Postgres => {
+            (Backend::Postgres, None) => {
                 let admin = std::env::var("TEST_DATABASE_URL")
                     .ok()
                     .filter(|s| !s.is_empty())?;
@@ -163,6 +175,9 @@ impl TestApp {
             ("data_dir", &data_dir),
             ("database.url", &db_url),
             ("database.max_connections", "8"),
+            // Tests drive sweeps and deliveries themselves.
+            ("sweep.interval", "3600"),
+            ("mail.deliver_interval", "3600"),
         ];
         all.extend_from_slice(overrides);
         let settings =
@@ -176,6 +191,7 @@ impl TestApp {
         let client = Client::builder().timeout(Duration::from_secs(30)).finish();
         let mut t = TestApp {
             base: format!("http://127.0.0.1:{port}"),
+            db_url: db_url.clone(),
             client,
             admin: String::new(),
             backend,
@@ -272,6 +288,25 @@ impl TestApp {
         )
         .await
         .expect(201);
+    }
+
+    /// Creates a user with an e-mail address and returns a token for them.
+    pub async fn user_with_email(
+        &self,
+        username: &str,
+        role: &str,
+        department: Option<&str>,
+    ) -> String {
+        let password = format!("{username}-password");
+        self.post(
+            "/api/v1/users",
+            &self.admin,
+            &json!({"username": username, "password": password, "role": role,
+                    "department": department, "email": format!("{username}@example.cn")}),
+        )
+        .await
+        .expect(201);
+        self.login(username, &password).await
     }
 
     /// Creates a user and returns a token for them.

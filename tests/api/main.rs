@@ -7,6 +7,7 @@ mod auth_and_users;
 mod bad_input;
 mod calendar_and_public;
 mod demo;
+mod escalation;
 mod intake;
 mod lifecycle;
 mod scoping_and_privacy;
