@@ -8,6 +8,9 @@ use std::time::Duration;
 use lettre::message::{Mailbox, header::ContentType};
 use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
+/// Messages in flight at once (and SMTP connections kept open).
+pub const CONCURRENCY: usize = 8;
+
 #[derive(Clone)]
 pub enum Mailer {
     Smtp(AsyncSmtpTransport<Tokio1Executor>),
@@ -33,6 +36,11 @@ impl Mailer {
             let t = AsyncSmtpTransport::<Tokio1Executor>::from_url(smtp_url)
                 .map_err(|e| MailError::Transport(e.to_string()))?
                 .timeout(Some(Duration::from_secs(20)))
+                .pool_config(
+                    lettre::transport::smtp::PoolConfig::new()
+                        .max_size(CONCURRENCY as u32)
+                        .idle_timeout(Duration::from_secs(30)),
+                )
                 .build();
             Ok(Mailer::Smtp(t))
         }

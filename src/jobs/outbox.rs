@@ -5,9 +5,9 @@
 
 use std::time::Duration;
 
-use futures_util::future::join_all;
+use futures_util::StreamExt;
 
-use crate::infra::mail::Mailer;
+use crate::infra::mail::{CONCURRENCY, Mailer};
 use crate::store::{Store, StoreResult};
 
 const BATCH: u64 = 64;
@@ -33,11 +33,14 @@ pub async fn deliver_due(
         if rows.is_empty() {
             return Ok(report);
         }
-        let results = join_all(
-            rows.iter()
-                .map(|r| mailer.send(from, &r.recipient, &r.subject, &r.body)),
-        )
-        .await;
+        let sends: Vec<_> = rows
+            .iter()
+            .map(|r| Box::pin(mailer.send(from, &r.recipient, &r.subject, &r.body)))
+            .collect();
+        let results: Vec<_> = futures_util::stream::iter(sends)
+            .buffered(CONCURRENCY)
+            .collect()
+            .await;
         let mut sent = Vec::new();
         for (row, res) in rows.iter().zip(results) {
             match res {

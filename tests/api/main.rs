@@ -10,4 +10,5 @@ mod demo;
 mod escalation;
 mod intake;
 mod lifecycle;
+mod mail;
 mod scoping_and_privacy;
