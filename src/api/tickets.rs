@@ -34,7 +34,21 @@ pub async fn create(
         .parse(&caller.username)
         .map_err(ApiError::validation_many)?;
     let created = state.intake.submit(appeal).await?;
-    let view = ticket_view_with(&created.ticket, true, true, crate::store::now());
+    let now = crate::store::now();
+    if created.created {
+        let t = &created.ticket;
+        let ev = BusEvent {
+            ticket_id: t.id,
+            ticket_no: t.ticket_no.clone(),
+            kind: EventKind::Created.as_str().to_owned(),
+            state: t.state.clone(),
+            departments: Vec::new(),
+            escalation_level: 0,
+            at: now,
+        };
+        state.bus.publish(&ev).await;
+    }
+    let view = ticket_view_with(&created.ticket, true, true, now);
     Ok(if created.created {
         HttpResponse::Created().json(view)
     } else {

@@ -17,10 +17,13 @@ use serde_json::json;
 use crate::both;
 use crate::helpers::*;
 
+/// Messages received: envelope recipients and raw data.
+type Inbox = Arc<Mutex<Vec<(Vec<String>, String)>>>;
+
 #[derive(Clone, Default)]
 struct Sink {
     current: (Vec<String>, Vec<u8>),
-    received: Arc<Mutex<Vec<(Vec<String>, String)>>>,
+    received: Inbox,
 }
 
 impl Handler for Sink {
@@ -45,7 +48,7 @@ impl Handler for Sink {
 }
 
 /// Starts an SMTP server on a free loopback port; returns its URL and inbox.
-fn smtp_sink() -> (String, Arc<Mutex<Vec<(Vec<String>, String)>>>) {
+fn smtp_sink() -> (String, Inbox) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let sink = Sink::default();

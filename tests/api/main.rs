@@ -12,3 +12,4 @@ mod intake;
 mod lifecycle;
 mod mail;
 mod scoping_and_privacy;
+mod stream;
