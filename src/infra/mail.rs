@@ -9,7 +9,7 @@ use lettre::message::{Mailbox, header::ContentType};
 use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 /// Messages in flight at once (and SMTP connections kept open).
-pub const CONCURRENCY: usize = 8;
+pub const CONCURRENCY: usize = 32;
 
 #[derive(Clone)]
 pub enum Mailer {

@@ -12,7 +12,6 @@ use super::tickets::event_model;
 use super::{Store, StoreResult};
 use crate::domain::escalation::Escalation;
 use crate::domain::notify::{Audience, Notice};
-use crate::domain::types::TicketState;
 
 /// An outbox row to be written with the change that causes it.
 #[derive(Debug, Clone)]
@@ -133,6 +132,54 @@ pub struct EscalationWrite<'a> {
 }
 
 impl Store {
+    /// One statement for a whole page: `UPDATE … FROM (VALUES …)` matching
+    /// each ticket on its id, the level and the version the sweeper read,
+    /// `RETURNING` the ids that won. Works on PostgreSQL and SQLite ≥ 3.35.
+    async fn compare_and_set_levels(
+        &self,
+        txn: &sea_orm::DatabaseTransaction,
+        writes: &[EscalationWrite<'_>],
+    ) -> StoreResult<std::collections::HashSet<i64>> {
+        use sea_orm::{ConnectionTrait, Statement, Value};
+        let pg = self.backend() == sea_orm::DbBackend::Postgres;
+        let mut won = std::collections::HashSet::new();
+        for chunk in writes.chunks(1000) {
+            let mut rows = Vec::with_capacity(chunk.len());
+            let mut values: Vec<Value> = Vec::with_capacity(chunk.len() * 5);
+            for (i, wr) in chunk.iter().enumerate() {
+                let n = i * 5;
+                rows.push(if pg {
+                    format!(
+                        "(CAST(${} AS BIGINT), CAST(${} AS SMALLINT), CAST(${} AS INTEGER), CAST(${} AS SMALLINT), CAST(${} AS TIMESTAMPTZ))",
+                        n + 1, n + 2, n + 3, n + 4, n + 5
+                    )
+                } else {
+                    "(?, ?, ?, ?, ?)".to_owned()
+                });
+                values.push(wr.before.id.into());
+                values.push(wr.before.escalation_level.into());
+                values.push(wr.before.version.into());
+                values.push(wr.escalation.ticket.escalation_level.into());
+                values.push(wr.escalation.ticket.next_check_at.into());
+            }
+            let sql = format!(
+                "UPDATE tickets SET escalation_level = v.column4, next_check_at = v.column5, \
+                 version = tickets.version + 1 \
+                 FROM (VALUES {}) AS v \
+                 WHERE tickets.id = v.column1 AND tickets.escalation_level = v.column2 \
+                 AND tickets.version = v.column3 RETURNING tickets.id",
+                rows.join(", ")
+            );
+            for row in txn
+                .query_all_raw(Statement::from_sql_and_values(self.backend(), sql, values))
+                .await?
+            {
+                won.insert(row.try_get_by_index::<i64>(0)?);
+            }
+        }
+        Ok(won)
+    }
+
     /// Open tickets whose next escalation threshold is at or before `at`,
     /// earliest first. Served by the `next_check_at` index.
     /// `after` is the (next_check_at, id) of the last ticket of the previous
@@ -144,12 +191,9 @@ impl Store {
         limit: u64,
     ) -> StoreResult<Vec<ticket::Model>> {
         use ticket::Column as C;
-        let mut q = ticket::Entity::find()
-            .filter(C::NextCheckAt.lte(at))
-            .filter(C::State.is_in([
-                TicketState::Dispatched.as_str(),
-                TicketState::InProgress.as_str(),
-            ]));
+        // `next_check_at` is set only while a clock runs (dispatched or in
+        // progress), so the index on it alone answers this.
+        let mut q = ticket::Entity::find().filter(C::NextCheckAt.lte(at));
         if let Some((t, id)) = after {
             q = q.filter(
                 sea_orm::Condition::any().add(C::NextCheckAt.gt(t)).add(
@@ -179,26 +223,14 @@ impl Store {
             return Ok((0, 0));
         }
         let w = self.begin_write().await?;
+        let won = self.compare_and_set_levels(&w.txn, writes).await?;
         let mut events = Vec::new();
         let mut mails = Vec::new();
         let (mut tickets, mut levels) = (0, 0);
-        for wr in writes {
-            let t = &wr.escalation.ticket;
-            let res = ticket::Entity::update_many()
-                .set(ticket::ActiveModel {
-                    escalation_level: Set(t.escalation_level),
-                    next_check_at: Set(t.next_check_at),
-                    version: Set(wr.before.version + 1),
-                    ..Default::default()
-                })
-                .filter(ticket::Column::Id.eq(wr.before.id))
-                .filter(ticket::Column::EscalationLevel.eq(wr.before.escalation_level))
-                .filter(ticket::Column::Version.eq(wr.before.version))
-                .exec(&w.txn)
-                .await?;
-            if res.rows_affected != 1 {
-                continue;
-            }
+        // Events carry the sweep's instant; mail is due now, even when the
+        // sweep is run for another instant (backfills, `sweep --at`).
+        let due = at.min(super::now());
+        for wr in writes.iter().filter(|wr| won.contains(&wr.before.id)) {
             tickets += 1;
             levels += wr.escalation.events.len();
             events.extend(
@@ -207,9 +239,6 @@ impl Store {
                     .iter()
                     .map(|e| event_model(wr.before.id, "sweeper", e, at)),
             );
-            // Events carry the sweep's instant; mail is due now, even when the
-            // sweep is run for another instant (backfills, `sweep --at`).
-            let due = at.min(super::now());
             mails.extend(wr.outbox.iter().map(|d| outbox_model(d, due)));
         }
         for chunk in events.chunks(500) {

@@ -58,7 +58,7 @@ fn smtp_sink() -> (String, Inbox) {
         .with_name("sink.test")
         .with_ssl(SslConfig::None)
         .unwrap()
-        .with_num_threads(32)
+        .with_num_threads(80)
         .with_tcp_listener(listener);
     std::thread::spawn(move || {
         let _ = server.serve();
