@@ -2,6 +2,7 @@
 //! - a sweep over N open tickets of which M have passed a threshold;
 //! - a sweep with nothing due over the same N (median of 7);
 //! - delivering K queued notifications to a local SMTP server.
+//!
 //! SQLite always; PostgreSQL too when `BENCH_DATABASE_URL` (or
 //! `TEST_DATABASE_URL`) names a server where we may CREATE DATABASE.
 //! Sizes: `BENCH_TICKETS` (default 1,000,000), `BENCH_DUE` (100,000),
