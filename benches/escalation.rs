@@ -84,6 +84,13 @@ async fn fill(store: &Store, n: usize, due: usize, at: chrono::DateTime<Utc>) {
         .execute_raw(Statement::from_sql_and_values(b, sql, values))
         .await
         .expect("fill tickets");
+    // A live database has planner statistics; a table filled a moment ago
+    // has none until autovacuum gets to it.
+    store
+        .db
+        .execute_unprepared("ANALYZE tickets")
+        .await
+        .expect("analyze");
 }
 
 fn median(mut v: Vec<f64>) -> f64 {

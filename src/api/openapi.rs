@@ -226,6 +226,24 @@ pub const OPERATIONS: &[Operation] = &[
         200,
         "Due",
     ),
+    (
+        "get",
+        "/api/v1/events/stream",
+        "Server-sent events of ticket changes (text/event-stream), scoped; also ?access_token=",
+        "any user (department users: their tickets)",
+        None,
+        200,
+        "Status",
+    ),
+    (
+        "get",
+        "/metrics",
+        "Prometheus metrics: database, Redis, outbox backlog",
+        "anyone",
+        None,
+        200,
+        "Status",
+    ),
     ("get", "/healthz", "Liveness", "anyone", None, 200, "Status"),
     (
         "get",
@@ -381,9 +399,14 @@ pub fn spec() -> Value {
     let mut paths = Map::new();
     for (method, path, summary, roles, req, status, resp) in OPERATIONS {
         let mut responses = Map::new();
+        let content = match *path {
+            "/api/v1/events/stream" => json!({"text/event-stream": {"schema": {"type": "string"}}}),
+            "/metrics" => json!({"text/plain": {"schema": {"type": "string"}}}),
+            _ => json!({"application/json": {"schema": {"$ref": format!("#/components/schemas/{resp}")}}}),
+        };
         responses.insert(
             status.to_string(),
-            json!({"description": "success", "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{resp}")}}}}),
+            json!({"description": "success", "content": content}),
         );
         if *path == "/api/v1/tickets" && *method == "post" {
             responses.insert("200".into(), json!({"description": "already registered (same channel and external_id)", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Ticket"}}}}));
