@@ -402,7 +402,9 @@ pub fn spec() -> Value {
         let content = match *path {
             "/api/v1/events/stream" => json!({"text/event-stream": {"schema": {"type": "string"}}}),
             "/metrics" => json!({"text/plain": {"schema": {"type": "string"}}}),
-            _ => json!({"application/json": {"schema": {"$ref": format!("#/components/schemas/{resp}")}}}),
+            _ => {
+                json!({"application/json": {"schema": {"$ref": format!("#/components/schemas/{resp}")}}})
+            }
         };
         responses.insert(
             status.to_string(),

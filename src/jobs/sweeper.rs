@@ -35,13 +35,13 @@ pub async fn sweep(
 ) -> StoreResult<SweepReport> {
     let mut report = SweepReport::default();
     let mut directory: Option<Directory> = None;
-    let mut after = None;
     loop {
-        let page = store.due_for_check(at, after, PAGE).await?;
-        let Some(last) = page.last() else {
+        // Every ticket a sweep changes moves its `next_check_at` past `at`,
+        // so each round reads fresh work from the front of the index.
+        let page = store.due_for_check(at, PAGE).await?;
+        if page.is_empty() {
             break;
-        };
-        after = last.next_check_at.map(|t| (t, last.id));
+        }
         report.examined += page.len();
         if directory.is_none() {
             directory = Some(Directory::load(store).await?);
@@ -83,7 +83,10 @@ pub async fn sweep(
         let (changed, levels) = store.commit_escalations(&writes, at).await?;
         report.changed += changed;
         report.levels += levels;
-        if (page.len() as u64) < PAGE {
+        // A page where every compare-and-set lost went to other sweepers,
+        // which carry on; stopping here keeps two sweepers from chasing
+        // each other. What is left is read again by the next round.
+        if changed == 0 || (page.len() as u64) < PAGE {
             break;
         }
     }

@@ -181,30 +181,18 @@ impl Store {
     }
 
     /// Open tickets whose next escalation threshold is at or before `at`,
-    /// earliest first. Served by the `next_check_at` index.
-    /// `after` is the (next_check_at, id) of the last ticket of the previous
-    /// page, so tickets skipped by a lost compare-and-set are not re-read.
+    /// earliest first: an in-order scan of the `next_check_at` index.
+    /// `next_check_at` is set only while a clock runs (dispatched or in
+    /// progress), so no other filter is needed.
     pub async fn due_for_check(
         &self,
         at: DateTime<Utc>,
-        after: Option<(DateTime<Utc>, i64)>,
         limit: u64,
     ) -> StoreResult<Vec<ticket::Model>> {
         use ticket::Column as C;
-        // `next_check_at` is set only while a clock runs (dispatched or in
-        // progress), so the index on it alone answers this.
-        let mut q = ticket::Entity::find().filter(C::NextCheckAt.lte(at));
-        if let Some((t, id)) = after {
-            q = q.filter(
-                sea_orm::Condition::any().add(C::NextCheckAt.gt(t)).add(
-                    sea_orm::Condition::all()
-                        .add(C::NextCheckAt.eq(t))
-                        .add(C::Id.gt(id)),
-                ),
-            );
-        }
-        Ok(q.order_by_asc(C::NextCheckAt)
-            .order_by_asc(C::Id)
+        Ok(ticket::Entity::find()
+            .filter(C::NextCheckAt.lte(at))
+            .order_by_asc(C::NextCheckAt)
             .limit(limit)
             .all(&self.db)
             .await?)
