@@ -333,7 +333,7 @@ async fn notices(
         let due = before.reply_due_at.unwrap_or(now);
         notify::escalation(&facts, &department, 3, "reply", due, now, base)
     };
-    Ok(dir.drafts(&n, before.id))
+    Ok(vec![dir.draft(&n, before.id)])
 }
 
 async fn act(

@@ -53,6 +53,7 @@ impl Mailer {
         }
     }
 
+    /// Sends one message to every address in `to` (comma-separated).
     pub async fn send(
         &self,
         from: &str,
@@ -63,12 +64,14 @@ impl Mailer {
         let from: Mailbox = from
             .parse()
             .map_err(|e| MailError::Message(format!("from: {e}")))?;
-        let to: Mailbox = to
-            .parse()
-            .map_err(|e| MailError::Message(format!("to: {e}")))?;
-        let msg = Message::builder()
-            .from(from)
-            .to(to)
+        let mut builder = Message::builder().from(from);
+        for addr in to.split(',').map(str::trim).filter(|a| !a.is_empty()) {
+            let mb: Mailbox = addr
+                .parse()
+                .map_err(|e| MailError::Message(format!("to `{addr}`: {e}")))?;
+            builder = builder.to(mb);
+        }
+        let msg = builder
             .subject(subject)
             .header(ContentType::TEXT_PLAIN)
             .body(body.to_owned())

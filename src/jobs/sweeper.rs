@@ -72,7 +72,7 @@ pub async fn sweep(
                     at,
                     base_url,
                 );
-                outbox.extend(dir.drafts(&n, m.id));
+                outbox.push(dir.draft(&n, m.id));
             }
             writes.push(EscalationWrite {
                 before: m,

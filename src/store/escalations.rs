@@ -18,12 +18,19 @@ use crate::domain::notify::{Audience, Notice};
 pub struct OutboxDraft {
     pub kind: String,
     pub ticket_id: Option<i64>,
+    /// Comma-separated addresses.
     pub recipient: String,
     pub subject: String,
     pub body: String,
 }
 
+/// A notice with nobody to send it to is still recorded, as `no_recipient`.
 pub fn outbox_model(d: &OutboxDraft, now: DateTime<Utc>) -> outbox::ActiveModel {
+    let status = if d.recipient.trim().is_empty() {
+        "no_recipient"
+    } else {
+        "pending"
+    };
     outbox::ActiveModel {
         created_at: Set(now),
         kind: Set(d.kind.clone()),
@@ -31,7 +38,7 @@ pub fn outbox_model(d: &OutboxDraft, now: DateTime<Utc>) -> outbox::ActiveModel 
         recipient: Set(d.recipient.clone()),
         subject: Set(d.subject.clone()),
         body: Set(d.body.clone()),
-        status: Set("pending".into()),
+        status: Set(status.into()),
         attempts: Set(0),
         next_attempt_at: Set(now),
         last_error: Set(None),
@@ -59,6 +66,7 @@ impl Directory {
         let users = user::Entity::find()
             .filter(user::Column::Active.eq(true))
             .filter(user::Column::Email.is_not_null())
+            .order_by_asc(user::Column::Id)
             .all(&store.db)
             .await?;
         Ok(Directory { departments, users })
@@ -109,18 +117,16 @@ impl Directory {
         out
     }
 
-    /// One outbox row per address of the notice's audience.
-    pub fn drafts(&self, n: &Notice, ticket_id: i64) -> Vec<OutboxDraft> {
-        self.addresses(&n.audience)
-            .into_iter()
-            .map(|recipient| OutboxDraft {
-                kind: n.kind.to_owned(),
-                ticket_id: Some(ticket_id),
-                recipient,
-                subject: n.subject.clone(),
-                body: n.body.clone(),
-            })
-            .collect()
+    /// The notice as one outbox row (one notification per change), sent as
+    /// one message to every address of its audience.
+    pub fn draft(&self, n: &Notice, ticket_id: i64) -> OutboxDraft {
+        OutboxDraft {
+            kind: n.kind.to_owned(),
+            ticket_id: Some(ticket_id),
+            recipient: self.addresses(&n.audience).join(", "),
+            subject: n.subject.clone(),
+            body: n.body.clone(),
+        }
     }
 }
 
