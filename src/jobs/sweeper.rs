@@ -14,7 +14,10 @@ use crate::store::escalations::{Directory, EscalationWrite};
 use crate::store::tickets::to_domain;
 use crate::store::{Store, StoreResult};
 
-const PAGE: u64 = 1000;
+/// Tickets read a round, committed as `PARALLEL` transactions of `CHUNK`
+/// at once (PostgreSQL works them on several cores; SQLite queues them).
+const PAGE: u64 = 4000;
+const CHUNK: usize = 1000;
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct SweepReport {
@@ -80,9 +83,16 @@ pub async fn sweep(
                 outbox,
             });
         }
-        let (changed, levels) = store.commit_escalations(&writes, at).await?;
+        let commits = writes
+            .chunks(CHUNK)
+            .map(|chunk| store.commit_escalations(chunk, at));
+        let mut changed = 0;
+        for r in futures_util::future::join_all(commits).await {
+            let (c, l) = r?;
+            changed += c;
+            report.levels += l;
+        }
         report.changed += changed;
-        report.levels += levels;
         // A page where every compare-and-set lost went to other sweepers,
         // which carry on; stopping here keeps two sweepers from chasing
         // each other. What is left is read again by the next round.
