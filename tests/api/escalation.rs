@@ -25,20 +25,8 @@ async fn office(app: &TestApp) -> (String, String) {
 }
 
 async fn dispatched(app: &TestApp, agent: &str, dispatcher: &str, title: &str) -> Value {
-    let id = app
-        .post("/api/v1/tickets", agent, &appeal(title))
+    app.dispatched_ticket(agent, dispatcher, "water", title)
         .await
-        .expect(201)["id"]
-        .as_i64()
-        .unwrap();
-    app.post(
-        &format!("/api/v1/tickets/{id}/dispatch"),
-        dispatcher,
-        &json!({"department": "water"}),
-    )
-    .await
-    .expect(200)
-    .clone()
 }
 
 async fn sweep_at(app: &TestApp, at: DateTime<Utc>) -> hotline::jobs::sweeper::SweepReport {

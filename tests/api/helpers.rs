@@ -338,6 +338,31 @@ impl TestApp {
         self.login(username, password).await
     }
 
+    /// Registers an appeal as `agent` and dispatches it to `department`;
+    /// returns the dispatched ticket.
+    pub async fn dispatched_ticket(
+        &self,
+        agent: &str,
+        dispatcher: &str,
+        department: &str,
+        title: &str,
+    ) -> Value {
+        let id = self
+            .post("/api/v1/tickets", agent, &appeal(title))
+            .await
+            .expect(201)["id"]
+            .as_i64()
+            .expect("id");
+        self.post(
+            &format!("/api/v1/tickets/{id}/dispatch"),
+            dispatcher,
+            &json!({"department": department}),
+        )
+        .await
+        .expect(200)
+        .clone()
+    }
+
     pub async fn count_tickets(&self) -> u64 {
         self.app_state.store.count_tickets().await.expect("count")
     }

@@ -10,18 +10,10 @@ both!(
         let mut ids = Vec::new();
         for (i, dept) in ["water", "water", "gas"].iter().enumerate() {
             let id = app
-                .post("/api/v1/tickets", &o.agent, &appeal(&format!("工单{i}")))
-                .await
-                .expect(201)["id"]
+                .dispatched_ticket(&o.agent, &o.dispatcher, dept, &format!("工单{i}"))
+                .await["id"]
                 .as_i64()
                 .unwrap();
-            app.post(
-                &format!("/api/v1/tickets/{id}/dispatch"),
-                &o.dispatcher,
-                &json!({"department": dept}),
-            )
-            .await
-            .expect(200);
             ids.push(id);
         }
         let unassigned = app

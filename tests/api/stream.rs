@@ -53,20 +53,9 @@ where
 }
 
 async fn ticket(app: &TestApp, agent: &str, dispatcher: &str, dept: &str) -> i64 {
-    let id = app
-        .post("/api/v1/tickets", agent, &appeal("直播"))
-        .await
-        .expect(201)["id"]
+    app.dispatched_ticket(agent, dispatcher, dept, "直播").await["id"]
         .as_i64()
-        .unwrap();
-    app.post(
-        &format!("/api/v1/tickets/{id}/dispatch"),
-        dispatcher,
-        &json!({"department": dept}),
-    )
-    .await
-    .expect(200);
-    id
+        .unwrap()
 }
 
 both!(
