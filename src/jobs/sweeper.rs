@@ -46,10 +46,12 @@ pub async fn sweep(
             break;
         }
         report.examined += page.len();
-        if directory.is_none() {
-            directory = Some(Directory::load(store).await?);
-        }
-        let dir = directory.as_ref().unwrap_or_else(|| unreachable!());
+        // Addresses are looked up once a sweep, and only when work is due.
+        let dir = match directory.take() {
+            Some(d) => d,
+            None => Directory::load(store).await?,
+        };
+        let dir = &*directory.insert(dir);
         let mut writes = Vec::with_capacity(page.len());
         for m in &page {
             let current = to_domain(m)?;
