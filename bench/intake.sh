@@ -10,6 +10,8 @@ cd "$(dirname "$0")/.."
 N="${N:-20000}"
 T="${T:-15}"
 PG="${PG:-postgres://postgres@127.0.0.1:5432}"
+# Connection options for both hotline and pgbench, e.g. PGQUERY="?sslmode=disable".
+PGQUERY="${PGQUERY:-}"
 PW="bench-admin-password"
 BIN=target/release/hotline
 cargo build --release --quiet
@@ -35,12 +37,12 @@ serve_and_bench sqlite "sqlite://$work/sqlite/hotline.db?mode=rwc" 18181
 db="hl_bench_$(date +%s)"
 psql "$PG/postgres" -qc "CREATE DATABASE $db" >/dev/null
 echo "== PostgreSQL ($db)"
-serve_and_bench postgres "$PG/$db" 18182
+serve_and_bench postgres "$PG/$db$PGQUERY" 18182
 
 echo "== pgbench: one INSERT per transaction, 16 clients, ${T}s, same server"
 psql "$PG/$db" -qc "CREATE TABLE pgb_insert (id bigserial PRIMARY KEY, payload text NOT NULL, created_at timestamptz NOT NULL DEFAULT now())" >/dev/null
 echo "INSERT INTO pgb_insert (payload) VALUES ('市民来电反映：小区门口路灯不亮');" > "$work/insert.sql"
-pgbench -n -c 16 -j 2 -T "$T" -f "$work/insert.sql" "$PG/$db" > "$work/pgbench.out" 2>&1
+pgbench -n -c 16 -j 2 -T "$T" -f "$work/insert.sql" "$PG/$db$PGQUERY" > "$work/pgbench.out" 2>&1
 tps=$(grep -Eo 'tps = [0-9.]+' "$work/pgbench.out" | head -n1 | awk '{print $3}')
 ours=$(grep -Eo 'rate=[0-9]+' "$work/postgres.out" | head -n1 | cut -d= -f2)
 echo "pgbench tps=$tps"
