@@ -29,6 +29,21 @@ async fn dispatched(app: &TestApp, agent: &str, dispatcher: &str, title: &str) -
         .await
 }
 
+async fn dispatched_many(
+    app: &TestApp,
+    agent: &str,
+    dispatcher: &str,
+    n: usize,
+    title: &str,
+) -> Vec<i64> {
+    let mut ids = Vec::with_capacity(n);
+    for i in 0..n {
+        let t = dispatched(app, agent, dispatcher, &format!("{title}{i}")).await;
+        ids.push(t["id"].as_i64().unwrap());
+    }
+    ids
+}
+
 async fn sweep_at(app: &TestApp, at: DateTime<Utc>) -> hotline::jobs::sweeper::SweepReport {
     let s = &app.app_state;
     let rules = Rules {
@@ -164,14 +179,7 @@ both!(
     a_week_of_downtime_climbs_each_ladder_once_and_mails_once,
     |app: TestApp| async move {
         let (agent, dispatcher) = office(&app).await;
-        let mut ids = Vec::new();
-        for i in 0..25 {
-            ids.push(
-                dispatched(&app, &agent, &dispatcher, &format!("停机{i}")).await["id"]
-                    .as_i64()
-                    .unwrap(),
-            );
-        }
+        let ids = dispatched_many(&app, &agent, &dispatcher, 25, "停机").await;
         let back = Utc::now() + Duration::days(30);
         let r = sweep_at(&app, back).await;
         assert_eq!((r.changed, r.levels), (25, 75));
@@ -212,14 +220,7 @@ both!(
     three_sweeper_processes_record_each_level_exactly_once,
     |app: TestApp| async move {
         let (agent, dispatcher) = office(&app).await;
-        let mut ids = Vec::new();
-        for i in 0..120 {
-            ids.push(
-                dispatched(&app, &agent, &dispatcher, &format!("并发{i}")).await["id"]
-                    .as_i64()
-                    .unwrap(),
-            );
-        }
+        let ids = dispatched_many(&app, &agent, &dispatcher, 120, "并发").await;
         let at = (Utc::now() + Duration::days(20)).to_rfc3339();
         let mut children = Vec::new();
         for _ in 0..3 {
