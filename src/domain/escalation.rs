@@ -82,18 +82,11 @@ mod tests {
         .unwrap()
     }
 
-    fn at(d: u32, h: u32, m: u32) -> DateTime<Utc> {
+    /// A 2026 instant in city time.
+    fn local(month: u32, d: u32, h: u32, m: u32) -> DateTime<Utc> {
         FixedOffset::east_opt(8 * 3600)
             .unwrap()
-            .with_ymd_and_hms(2026, 9, d, h, m, 0)
-            .unwrap()
-            .with_timezone(&Utc)
-    }
-
-    fn at_oct(d: u32, h: u32, m: u32) -> DateTime<Utc> {
-        FixedOffset::east_opt(8 * 3600)
-            .unwrap()
-            .with_ymd_and_hms(2026, 10, d, h, m, 0)
+            .with_ymd_and_hms(2026, month, d, h, m, 0)
             .unwrap()
             .with_timezone(&Utc)
     }
@@ -124,21 +117,21 @@ mod tests {
         // Wed 2026-09-30 10:00: sign due 12:00; warning at 11:30;
         // supervised 2 working days after the deadline: Oct 9 17:30 (after
         // the National Day holiday, Oct 8 and 9).
-        let t = dispatched(&rules, at(30, 10, 0));
-        assert_eq!(t.next_check_at, Some(at(30, 11, 30)));
-        assert!(evaluate(&rules, &t, at(30, 11, 29)).is_none());
-        let e = evaluate(&rules, &t, at(30, 11, 30)).unwrap();
+        let t = dispatched(&rules, local(9, 30, 10, 0));
+        assert_eq!(t.next_check_at, Some(local(9, 30, 11, 30)));
+        assert!(evaluate(&rules, &t, local(9, 30, 11, 29)).is_none());
+        let e = evaluate(&rules, &t, local(9, 30, 11, 30)).unwrap();
         assert_eq!(e.ticket.escalation_level, 1);
         assert_eq!(e.events.len(), 1);
-        assert_eq!(e.ticket.next_check_at, Some(at(30, 12, 0)));
-        let e2 = evaluate(&rules, &e.ticket, at(30, 12, 0)).unwrap();
+        assert_eq!(e.ticket.next_check_at, Some(local(9, 30, 12, 0)));
+        let e2 = evaluate(&rules, &e.ticket, local(9, 30, 12, 0)).unwrap();
         assert_eq!(e2.ticket.escalation_level, 2);
-        assert_eq!(e2.ticket.next_check_at, Some(at_oct(9, 17, 30)));
-        assert!(evaluate(&rules, &e2.ticket, at_oct(9, 17, 29)).is_none());
-        let e3 = evaluate(&rules, &e2.ticket, at_oct(9, 17, 30)).unwrap();
+        assert_eq!(e2.ticket.next_check_at, Some(local(10, 9, 17, 30)));
+        assert!(evaluate(&rules, &e2.ticket, local(10, 9, 17, 29)).is_none());
+        let e3 = evaluate(&rules, &e2.ticket, local(10, 9, 17, 30)).unwrap();
         assert_eq!(e3.ticket.escalation_level, 3);
         assert_eq!(e3.ticket.next_check_at, None);
-        assert!(evaluate(&rules, &e3.ticket, at_oct(30, 0, 0)).is_none());
+        assert!(evaluate(&rules, &e3.ticket, local(10, 30, 0, 0)).is_none());
     }
 
     #[test]
@@ -149,8 +142,8 @@ mod tests {
             calendar: &cal,
             sla: &sla,
         };
-        let t = dispatched(&rules, at(30, 10, 0));
-        let e = evaluate(&rules, &t, at_oct(20, 9, 0)).unwrap();
+        let t = dispatched(&rules, local(9, 30, 10, 0));
+        let e = evaluate(&rules, &t, local(10, 20, 9, 0)).unwrap();
         let levels: Vec<i64> = e
             .events
             .iter()
@@ -169,22 +162,22 @@ mod tests {
             calendar: &cal,
             sla: &sla,
         };
-        let t = dispatched(&rules, at(30, 10, 0));
-        let late = evaluate(&rules, &t, at(30, 12, 30)).unwrap().ticket;
+        let t = dispatched(&rules, local(9, 30, 10, 0));
+        let late = evaluate(&rules, &t, local(9, 30, 12, 30)).unwrap().ticket;
         assert_eq!(late.escalation_level, 2);
         let h = Actor {
             name: "h".into(),
             role: Role::Handler,
             department: Some("water".into()),
         };
-        let (signed, _) = apply(&rules, &late, &h, &Action::Sign, at(30, 12, 40)).unwrap();
+        let (signed, _) = apply(&rules, &late, &h, &Action::Sign, local(9, 30, 12, 40)).unwrap();
         assert_eq!(signed.escalation_level, 0);
         // Consult: reply due Oct 9 17:30; the warning comes one working day
         // (420 working minutes) before: at Oct 9's opening.
-        assert_eq!(signed.reply_due_at, Some(at_oct(9, 17, 30)));
-        assert_eq!(signed.next_check_at, Some(at_oct(9, 8, 30)));
-        assert!(evaluate(&rules, &signed, at_oct(8, 17, 30)).is_none());
-        let e = evaluate(&rules, &signed, at_oct(9, 8, 30)).unwrap();
+        assert_eq!(signed.reply_due_at, Some(local(10, 9, 17, 30)));
+        assert_eq!(signed.next_check_at, Some(local(10, 9, 8, 30)));
+        assert!(evaluate(&rules, &signed, local(10, 8, 17, 30)).is_none());
+        let e = evaluate(&rules, &signed, local(10, 9, 8, 30)).unwrap();
         assert_eq!(e.events[0].payload["clock"], "reply");
     }
 }

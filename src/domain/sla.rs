@@ -1,8 +1,6 @@
 //! SLA limits by category and urgency, and the deadlines and escalation
 //! thresholds they give on the working-time calendar.
 
-use std::collections::BTreeMap;
-
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -102,16 +100,6 @@ impl SlaPolicy {
             Category::Suggestion => self.suggestion,
             Category::Praise => self.praise,
         }
-    }
-
-    /// The limits as a table for the README and `/api/v1/calendar`.
-    pub fn table(&self) -> BTreeMap<&'static str, Limits> {
-        let mut t = BTreeMap::new();
-        t.insert("urgent", self.urgent);
-        for c in Category::ALL {
-            t.insert(c.as_str(), self.limits(*c, Urgency::Normal));
-        }
-        t
     }
 }
 

@@ -78,21 +78,6 @@ impl Store {
             .await?)
     }
 
-    /// Users of the given roles, optionally of one department (for notices).
-    pub async fn users_with_role(
-        &self,
-        roles: &[&str],
-        department: Option<&str>,
-    ) -> StoreResult<Vec<user::Model>> {
-        let mut q = user::Entity::find()
-            .filter(user::Column::Role.is_in(roles.iter().copied()))
-            .filter(user::Column::Active.eq(true));
-        if let Some(d) = department {
-            q = q.filter(user::Column::Department.eq(d));
-        }
-        Ok(q.all(&self.db).await?)
-    }
-
     #[allow(clippy::too_many_arguments)]
     pub async fn create_user(
         &self,

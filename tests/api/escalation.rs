@@ -55,6 +55,18 @@ async fn sweep_at(app: &TestApp, at: DateTime<Utc>) -> hotline::jobs::sweeper::S
         .expect("sweep")
 }
 
+/// Each ticket has exactly one `escalated` event per sign level, in order.
+async fn assert_each_climbed_the_sign_ladder_once(app: &TestApp, token: &str, ids: &[i64]) {
+    for id in ids {
+        let t = app.get(&format!("/api/v1/tickets/{id}"), token).await;
+        assert_eq!(
+            escalations(t.expect(200)),
+            [(1, "sign".into()), (2, "sign".into()), (3, "sign".into())],
+            "ticket {id}"
+        );
+    }
+}
+
 fn escalations(t: &Value) -> Vec<(i64, String)> {
     t["events"]
         .as_array()
@@ -184,17 +196,7 @@ both!(
         let r = sweep_at(&app, back).await;
         assert_eq!((r.changed, r.levels), (25, 75));
         assert_eq!(sweep_at(&app, back + Duration::days(1)).await.levels, 0);
-        for id in &ids {
-            let t = app
-                .get(&format!("/api/v1/tickets/{id}"), &dispatcher)
-                .await
-                .expect(200)
-                .clone();
-            assert_eq!(
-                escalations(&t),
-                [(1, "sign".into()), (2, "sign".into()), (3, "sign".into())]
-            );
-        }
+        assert_each_climbed_the_sign_ladder_once(&app, &dispatcher, &ids).await;
         // Every notification is delivered once (file transport here).
         let s = &app.app_state;
         let total = s.store.outbox_rows(None).await.unwrap().len();
@@ -254,17 +256,7 @@ both!(
             120 * 3,
             "the three processes together recorded each level once"
         );
-        for id in &ids {
-            let t = app
-                .get(&format!("/api/v1/tickets/{id}"), &dispatcher)
-                .await
-                .expect(200)
-                .clone();
-            assert_eq!(
-                escalations(&t),
-                [(1, "sign".into()), (2, "sign".into()), (3, "sign".into())]
-            );
-        }
+        assert_each_climbed_the_sign_ladder_once(&app, &dispatcher, &ids).await;
         let rows = app.app_state.store.outbox_rows(None).await.unwrap();
         // dispatched, warning, overdue, supervised: one row each per ticket.
         assert_eq!(rows.len(), 120 * 4);

@@ -107,6 +107,11 @@ both!(
             rows.iter()
                 .all(|r| r.recipient == "water@example.cn, water1@example.cn")
         );
+        // Each notice names its own ticket.
+        for no in &numbers {
+            let naming = rows.iter().filter(|r| r.subject.contains(no.as_str()));
+            assert_eq!(naming.count(), 1, "{no}");
+        }
 
         // Nobody listening: every delivery fails, nothing is lost.
         let down = Mailer::from_settings(
@@ -171,7 +176,6 @@ both!(
             rows.iter()
                 .all(|r| r.status == "sent" && r.sent_at.is_some() && r.attempts == 2)
         );
-        let _ = numbers;
     }
 );
 
