@@ -497,6 +497,9 @@ pub fn apply(
                 "note": note,
                 "outcome": outcome,
                 "rework_count": t.rework_count,
+                // The new reply deadline when reopened, so the history alone
+                // tells every clock the ticket ran on.
+                "reply_due_at": (kind == EventKind::Reopened).then_some(t.reply_due_at).flatten(),
             });
         }
         Action::Close { resolution, note } => {
