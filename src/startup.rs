@@ -55,6 +55,11 @@ pub async fn open_store(settings: &Settings) -> Result<Store, StartupError> {
         }
     };
     store.migrate().await?;
+    if store.stats_missing().await? {
+        // A database from before the rollups: count its history once.
+        let rows = store.rebuild_stats().await?;
+        tracing::info!(rows, "figures rebuilt from the existing tickets");
+    }
     Ok(store)
 }
 

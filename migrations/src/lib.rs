@@ -5,6 +5,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261121_000001_init;
 mod m20261122_000002_outbox_claims;
+pub mod m20261122_000003_stats;
 
 pub struct Migrator;
 
@@ -14,6 +15,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261121_000001_init::Migration),
             Box::new(m20261122_000002_outbox_claims::Migration),
+            Box::new(m20261122_000003_stats::Migration),
         ]
     }
 }

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod error;
 pub mod misc;
 pub mod openapi;
+pub mod stats;
 pub mod stream;
 pub mod tickets;
 pub mod views;
@@ -171,6 +172,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                         .route(post().to(misc::create_department)),
                 )
                 .service(resource("/calendar/due").route(get().to(misc::due)))
+                .service(resource("/stats").route(get().to(stats::stats)))
                 .service(resource("/events/stream").route(get().to(stream::stream)))
                 .service(resource("/access-log").route(get().to(tickets::access_log)))
                 .service(

@@ -228,6 +228,15 @@ pub const OPERATIONS: &[Operation] = &[
     ),
     (
         "get",
+        "/api/v1/stats",
+        "Figures (统计) for [from, to) in city days, whole city or grouped; each {numerator, denominator, rate}",
+        "leader, supervisor, dispatcher, admin; dept_head (own department)",
+        None,
+        200,
+        "Stats",
+    ),
+    (
+        "get",
         "/api/v1/events/stream",
         "Server-sent events of ticket changes (text/event-stream), scoped; also ?access_token=",
         "any user (department users: their tickets)",
@@ -311,6 +320,16 @@ fn params(path: &str, method: &str) -> Vec<Value> {
         ("get", "/api/v1/public/tickets/{ticket_no}") => {
             out.push(json!({"name": "code", "in": "query", "required": true, "schema": {"type": "string", "minLength": 6, "maxLength": 6}}));
         }
+        ("get", "/api/v1/stats") => {
+            let day = json!({"type": "string", "format": "date"});
+            out.push(json!({"name": "from", "in": "query", "required": true, "schema": day}));
+            out.push(json!({"name": "to", "in": "query", "required": true, "schema": day}));
+            out.push(q(
+                "group_by",
+                json!({"type": "string", "enum": ["department", "channel", "category", "district"]}),
+            ));
+            out.push(q("department", json!({"type": "string", "maxLength": 64})));
+        }
         ("get", "/api/v1/calendar/due") => {
             out.push(json!({"name": "from", "in": "query", "required": true, "schema": dt}));
             for n in ["working_days", "working_hours", "hours"] {
@@ -390,6 +409,30 @@ fn schemas() -> Value {
         "AccessLogEntry": {"type": "object", "properties": {"id": {"type": "integer"}, "at": dt, "username": str_, "role": str_, "ticket_id": {"type": ["integer", "null"]}, "action": str_, "reason": str_}},
         "PublicTicket": {"type": "object", "properties": {"ticket_no": str_, "state": {"$ref": "#/components/schemas/TicketState"}, "resolution": strn, "category": str_, "department": strn, "created_at": dt, "dispatched_at": dtn, "reply_due_at": dtn, "replied_at": dtn, "closed_at": dtn, "reply": strn}},
         "Due": {"type": "object", "required": ["from", "due_at"], "properties": {"from": dt, "due_at": dt}},
+        "Count": {"type": "object", "required": ["numerator"], "properties": {"numerator": {"type": "integer"}}},
+        "Rate": {"type": "object", "required": ["numerator", "denominator", "rate"], "properties": {
+            "numerator": {"type": "integer"}, "denominator": {"type": "integer"},
+            "rate": {"type": ["number", "null"], "minimum": 0, "maximum": 1}}},
+        "Figures": {"type": "object", "properties": {
+            "intake": {"$ref": "#/components/schemas/Count"},
+            "direct_answer_rate": {"$ref": "#/components/schemas/Rate"},
+            "sign_on_time_rate": {"$ref": "#/components/schemas/Rate"},
+            "closure_rate": {"$ref": "#/components/schemas/Rate"},
+            "on_time_rate": {"$ref": "#/components/schemas/Rate"},
+            "resolution_rate": {"$ref": "#/components/schemas/Rate"},
+            "satisfaction_rate": {"$ref": "#/components/schemas/Rate"},
+            "return_rate": {"$ref": "#/components/schemas/Rate"},
+            "rework_rate": {"$ref": "#/components/schemas/Rate"},
+            "first_dispatch_accuracy": {"$ref": "#/components/schemas/Rate"},
+            "overdue_open": {"$ref": "#/components/schemas/Count"}}},
+        "Stats": {"type": "object", "required": ["from", "to"], "properties": {
+            "from": {"type": "string", "format": "date"}, "to": {"type": "string", "format": "date"},
+            "department": {"type": "string"},
+            "group_by": {"type": "string"},
+            "figures": {"$ref": "#/components/schemas/Figures"},
+            "groups": {"type": "array", "items": {"type": "object", "required": ["key", "name", "figures"], "properties": {
+                "key": {"type": "string"}, "name": {"type": "string"},
+                "figures": {"$ref": "#/components/schemas/Figures"}}}}}},
         "Status": {"type": "object", "properties": {"status": str_}},
     })
 }

@@ -439,7 +439,7 @@ impl Dim {
             Dim::District => "district",
         }
     }
-    pub fn value<'a>(self, dims: &'a TicketDims) -> &'a str {
+    pub fn value(self, dims: &TicketDims) -> &str {
         match self {
             Dim::All => "",
             Dim::Channel => &dims.channel,
@@ -569,6 +569,10 @@ pub fn query_rollup(
             entry.0.merge(c);
         }
         entry.1 += c.get(Col::OverdueDelta);
+    }
+    // The period's counters leave the overdue deltas out; `.1` has them.
+    for (c, _) in out.values_mut() {
+        c.0[Col::OverdueDelta as usize] = 0;
     }
     // The whole city always answers; a group with nothing in the period and
     // nothing overdue is not shown.

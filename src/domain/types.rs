@@ -88,6 +88,19 @@ string_enum!(Category {
     Praise => "praise",
 });
 
+impl Category {
+    pub fn zh(self) -> &'static str {
+        match self {
+            Category::Consult => "咨询",
+            Category::Help => "求助",
+            Category::Complaint => "投诉",
+            Category::Report => "举报",
+            Category::Suggestion => "建议",
+            Category::Praise => "表扬",
+        }
+    }
+}
+
 string_enum!(Urgency {
     Normal => "normal",
     Urgent => "urgent",
@@ -101,6 +114,16 @@ string_enum!(Channel {
 });
 
 impl Channel {
+    /// The name people use for the channel.
+    pub fn zh(self) -> &'static str {
+        match self {
+            Channel::Hotline => "12345热线",
+            Channel::Mailbox => "市长信箱",
+            Channel::Wenzheng => "问政江西",
+            Channel::Open311 => "Open311",
+        }
+    }
+
     /// The letter inside a ticket number.
     pub fn letter(self) -> char {
         match self {

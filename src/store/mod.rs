@@ -5,6 +5,7 @@ pub mod entities;
 pub mod escalations;
 pub mod intake;
 pub mod outbox;
+pub mod stats;
 pub mod tickets;
 pub mod users;
 

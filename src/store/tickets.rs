@@ -12,9 +12,11 @@ use sea_orm::{
 };
 
 use super::entities::{extension, ticket, ticket_department, ticket_event};
+use super::stats::{dims_of, rollup_of, write_rollup};
 use super::{Store, StoreError, StoreResult, ph};
 use crate::domain::appeal::NewAppeal;
 use crate::domain::calendar::city_tz;
+use crate::domain::figures::{Rollup, TicketDims, add_facts, transition_facts};
 use crate::domain::lifecycle::{EventDraft, Ticket};
 use crate::domain::types::{
     Category, Channel, EventKind, ExtensionStatus, Resolution, Satisfaction, TicketNo, TicketState,
@@ -186,6 +188,37 @@ pub(crate) fn event_model(
     }
 }
 
+/// What registering `items` at `now` adds to the figures (受理量).
+fn creation_rollup<'a>(items: impl Iterator<Item = &'a NewAppeal>, now: DateTime<Utc>) -> Rollup {
+    let created = EventDraft {
+        kind: EventKind::Created,
+        from_state: None,
+        to_state: Some(TicketState::Registered),
+        department: None,
+        payload: serde_json::Value::Null,
+    };
+    let mut rollup = Rollup::new();
+    for i in items {
+        let t = Ticket::registered(i.category, i.urgency, i.citizen_phone.is_none());
+        let dims = TicketDims {
+            channel: i.channel.as_str().to_owned(),
+            category: i.category.as_str().to_owned(),
+            district: i
+                .district
+                .as_ref()
+                .map(|d| d.as_str().to_owned())
+                .unwrap_or_default(),
+        };
+        add_facts(
+            &mut rollup,
+            &dims,
+            &transition_facts(now, None, &t, &created, now),
+        );
+    }
+    rollup.retain(|_, c| !c.is_zero());
+    rollup
+}
+
 /// What a batch needs before its rows are written: which appeals already
 /// exist, which are fresh, and the first sequence number per channel.
 struct Prepared {
@@ -293,17 +326,23 @@ async fn prepare<C: ConnectionTrait>(
 async fn insert_with_created_events_pg(
     db: &sea_orm::DatabaseConnection,
     models: Vec<ticket::ActiveModel>,
+    rollup: &Rollup,
 ) -> StoreResult<Vec<ticket::Model>> {
     use sea_orm::{FromQueryResult, QueryTrait};
     let mut insert = ticket::Entity::insert_many(models).into_query();
     insert.returning_all();
-    let (sql, values) = insert.build(sea_orm::sea_query::PostgresQueryBuilder);
+    let (sql, mut values) = insert.build(sea_orm::sea_query::PostgresQueryBuilder);
+    // The intake figures go into the rollups in the same statement.
+    let rows: Vec<_> = rollup.iter().collect();
+    let (stats_sql, stats_values) =
+        super::stats::upsert_statement(sea_orm::DbBackend::Postgres, &rows, values.0.len() + 1);
+    values.0.extend(stats_values);
     let sql = format!(
         "WITH t AS ({sql}), e AS (\
          INSERT INTO ticket_events (ticket_id, at, actor, kind, from_state, to_state, department, payload) \
          SELECT id, created_at, created_by, 'created', NULL, 'registered', NULL, \
          json_build_object('ticket_no', ticket_no, 'channel', channel, 'category', category, 'urgency', urgency)::text \
-         FROM t) SELECT * FROM t"
+         FROM t), s AS ({stats_sql}) SELECT * FROM t"
     );
     let rows = db
         .query_all_raw(Statement::from_sql_and_values(
@@ -453,7 +492,10 @@ impl Store {
 
         let inserted: Vec<ticket::Model> = match &w {
             _ if models.is_empty() => Vec::new(),
-            None => insert_with_created_events_pg(&self.db, models).await?,
+            None => {
+                let rollup = creation_rollup(fresh.iter().map(|i| &items[*i]), now);
+                insert_with_created_events_pg(&self.db, models, &rollup).await?
+            }
             Some(w) => {
                 ticket::Entity::insert_many(models)
                     .exec_with_returning(&w.txn)
@@ -484,6 +526,8 @@ impl Store {
         if let Some(w) = w {
             self.insert_created_events(&w.txn, items, &fresh, &created_for, now)
                 .await?;
+            let rollup = creation_rollup(fresh.iter().map(|i| &items[*i]), now);
+            write_rollup(&w.txn, &rollup).await?;
             w.commit().await?;
         }
 
@@ -799,6 +843,15 @@ impl Store {
                 extension::Entity::find_by_id(*id).one(txn).await?
             }
         };
+        // The figures last, so the shared rollup rows stay locked briefly.
+        let facts = transition_facts(
+            before.created_at,
+            Some(&to_domain(before)?),
+            after,
+            event,
+            now,
+        );
+        write_rollup(txn, &rollup_of(&dims_of(before), &facts)).await?;
         let t = ticket::Entity::find_by_id(before.id)
             .one(txn)
             .await?

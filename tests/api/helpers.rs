@@ -64,7 +64,7 @@ impl Resp {
 }
 
 /// A fresh PostgreSQL database on the server of `TEST_DATABASE_URL`.
-async fn fresh_pg_database(admin_url: &str) -> String {
+pub async fn fresh_pg_database(admin_url: &str) -> String {
     let db = Database::connect(admin_url)
         .await
         .expect("connect TEST_DATABASE_URL");

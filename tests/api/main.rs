@@ -12,4 +12,5 @@ mod intake;
 mod lifecycle;
 mod mail;
 mod scoping_and_privacy;
+mod stats;
 mod stream;

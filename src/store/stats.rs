@@ -1,0 +1,407 @@
+//! Figures storage: the rollup upsert that every ticket-changing transaction
+//! runs, the figure query over the rollups, and a rebuild from the raw
+//! tickets and events (which also serves as the reference in tests).
+
+use std::collections::BTreeMap;
+
+use sea_orm::{
+    ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Statement,
+};
+
+use super::entities::{ticket, ticket_event};
+use super::tickets::to_domain;
+use super::{Store, StoreError, StoreResult, ph};
+use crate::domain::figures::{
+    Col, Counts, Dim, Fact, GroupBy, HistoryEvent, NCOLS, Period, Rollup, RollupKey, TicketDims,
+    add_facts, day_key, history_facts,
+};
+
+/// The attributes a ticket's facts are grouped by.
+pub fn dims_of(m: &ticket::Model) -> TicketDims {
+    TicketDims {
+        channel: m.channel.clone(),
+        category: m.category.clone(),
+        district: m.district.clone().unwrap_or_default(),
+    }
+}
+
+/// The rollup rows a set of facts changes (rows that net to zero dropped).
+pub fn rollup_of(dims: &TicketDims, facts: &[Fact]) -> Rollup {
+    let mut r = Rollup::new();
+    add_facts(&mut r, dims, facts);
+    r.retain(|_, c| !c.is_zero());
+    r
+}
+
+fn dim_from(s: &str) -> Option<Dim> {
+    Dim::ALL.into_iter().find(|d| d.as_str() == s)
+}
+
+/// Rows per upsert statement: 21 parameters each stays far below both
+/// databases' limits.
+const UPSERT_CHUNK: usize = 1000;
+
+/// `INSERT … ON CONFLICT DO UPDATE SET c = c + excluded.c` for `rows`, with
+/// placeholders numbered from `first` (PostgreSQL). Rows go in key order, so
+/// concurrent writers lock shared rows in the same order.
+pub(crate) fn upsert_statement(
+    backend: DbBackend,
+    rows: &[(&RollupKey, &Counts)],
+    first: usize,
+) -> (String, Vec<sea_orm::Value>) {
+    let cols: Vec<&str> = Col::ALL.iter().map(|c| c.name()).collect();
+    let mut sql = format!(
+        "INSERT INTO stats_daily (dim, day, department, value, {}) VALUES ",
+        cols.join(", ")
+    );
+    let mut values: Vec<sea_orm::Value> = Vec::with_capacity(rows.len() * (4 + NCOLS));
+    let mut n = first;
+    for (i, ((dim, day, dept, value), counts)) in rows.iter().enumerate() {
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        for j in 0..4 + NCOLS {
+            if j > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&ph(backend, n));
+            n += 1;
+        }
+        sql.push(')');
+        values.push(dim.as_str().into());
+        values.push((*day).into());
+        values.push(dept.clone().into());
+        values.push(value.clone().into());
+        values.extend(counts.0.iter().map(|v| sea_orm::Value::from(*v)));
+    }
+    sql.push_str(" ON CONFLICT (dim, day, department, value) DO UPDATE SET ");
+    let sets: Vec<String> = cols
+        .iter()
+        .map(|c| format!("{c} = stats_daily.{c} + excluded.{c}"))
+        .collect();
+    sql.push_str(&sets.join(", "));
+    (sql, values)
+}
+
+/// Adds `rollup` to the table, inside the caller's transaction.
+pub(crate) async fn write_rollup<C: ConnectionTrait>(c: &C, rollup: &Rollup) -> Result<(), DbErr> {
+    let rows: Vec<_> = rollup.iter().filter(|(_, v)| !v.is_zero()).collect();
+    let b = c.get_database_backend();
+    for chunk in rows.chunks(UPSERT_CHUNK) {
+        let (sql, values) = upsert_statement(b, chunk, 1);
+        c.execute_raw(Statement::from_sql_and_values(b, sql, values))
+            .await?;
+    }
+    Ok(())
+}
+
+/// A ticket's stored events, as the figures read them.
+pub fn history_event(e: &ticket_event::Model) -> StoreResult<HistoryEvent> {
+    Ok(HistoryEvent {
+        at: e.at,
+        kind: e
+            .kind
+            .parse()
+            .map_err(|_| StoreError::Corrupt(format!("event kind {:?}", e.kind)))?,
+        department: e.department.clone(),
+        payload: serde_json::from_str(&e.payload)
+            .map_err(|err| StoreError::Corrupt(format!("event payload: {err}")))?,
+    })
+}
+
+/// Per group key ("" for the whole city): the period's counters and
+/// `overdue_open` at the period's end.
+pub type StatsRows = BTreeMap<String, (Counts, i64)>;
+
+impl Store {
+    /// The figures' counters for `period`, grouped, optionally for one
+    /// department only. Reads only the rollups: the period's days for the
+    /// counters, every day before `to` for `overdue_open`.
+    pub async fn stats(
+        &self,
+        period: Period,
+        group_by: Option<GroupBy>,
+        department: Option<&str>,
+    ) -> StoreResult<StatsRows> {
+        let b = self.backend();
+        let (key, group) = match group_by {
+            None => ("CAST('' AS TEXT)", "dim"),
+            Some(GroupBy::Department) => ("department", "department"),
+            Some(_) => ("value", "value"),
+        };
+        let dim = GroupBy::dim(group_by);
+        let sums: Vec<String> = Col::ALL
+            .iter()
+            .filter(|c| **c != Col::OverdueDelta)
+            .map(|c| format!("CAST(SUM({}) AS BIGINT)", c.name()))
+            .collect();
+        let scope = |n: usize| {
+            if department.is_some() {
+                format!(" AND department = {}", ph(b, n))
+            } else {
+                String::new()
+            }
+        };
+        let with_scope = |mut v: Vec<sea_orm::Value>| {
+            if let Some(d) = department {
+                v.push(d.into());
+            }
+            v
+        };
+        let in_period = Statement::from_sql_and_values(
+            b,
+            format!(
+                "SELECT {key}, {} FROM stats_daily WHERE dim = {} AND day >= {} AND day < {}{} GROUP BY {group}",
+                sums.join(", "),
+                ph(b, 1),
+                ph(b, 2),
+                ph(b, 3),
+                scope(4),
+            ),
+            with_scope(vec![
+                dim.as_str().into(),
+                day_key(period.from).into(),
+                day_key(period.to).into(),
+            ]),
+        );
+        // 超期未办 at `to` sums every day before it.
+        let overdue = Statement::from_sql_and_values(
+            b,
+            format!(
+                "SELECT {key}, CAST(SUM(overdue_delta) AS BIGINT) FROM stats_daily \
+                 WHERE dim = {} AND day < {}{} GROUP BY {group}",
+                ph(b, 1),
+                ph(b, 2),
+                scope(3),
+            ),
+            with_scope(vec![dim.as_str().into(), day_key(period.to).into()]),
+        );
+        let (rows, prefix) = futures_util::future::try_join(
+            self.db.query_all_raw(in_period),
+            self.db.query_all_raw(overdue),
+        )
+        .await?;
+
+        let mut out = StatsRows::new();
+        for r in rows {
+            let k: String = r.try_get_by_index(0)?;
+            let mut c = Counts::default();
+            let mut j = 1;
+            for col in Col::ALL {
+                if *col == Col::OverdueDelta {
+                    continue;
+                }
+                c.add(*col, r.try_get_by_index::<Option<i64>>(j)?.unwrap_or(0));
+                j += 1;
+            }
+            out.entry(k).or_default().0 = c;
+        }
+        for r in prefix {
+            let k: String = r.try_get_by_index(0)?;
+            let n = r.try_get_by_index::<Option<i64>>(1)?.unwrap_or(0);
+            out.entry(k).or_default().1 = n;
+        }
+        if group_by.is_none() {
+            out.entry(String::new()).or_default();
+        } else {
+            out.retain(|_, (c, overdue)| *overdue != 0 || !c.is_zero());
+        }
+        Ok(out)
+    }
+
+    /// The rollups as stored.
+    pub async fn stored_rollup(&self) -> StoreResult<Rollup> {
+        let b = self.backend();
+        let cols: Vec<&str> = Col::ALL.iter().map(|c| c.name()).collect();
+        let sql = format!(
+            "SELECT dim, day, department, value, {} FROM stats_daily",
+            cols.join(", ")
+        );
+        let mut out = Rollup::new();
+        for r in self
+            .db
+            .query_all_raw(Statement::from_string(b, sql))
+            .await?
+        {
+            let dim: String = r.try_get_by_index(0)?;
+            let dim = dim_from(&dim)
+                .ok_or_else(|| StoreError::Corrupt(format!("stats_daily.dim {dim:?}")))?;
+            let mut c = Counts::default();
+            for (j, col) in Col::ALL.iter().enumerate() {
+                c.add(*col, r.try_get_by_index::<i64>(4 + j)?);
+            }
+            if !c.is_zero() {
+                out.insert(
+                    (
+                        dim,
+                        r.try_get_by_index(1)?,
+                        r.try_get_by_index(2)?,
+                        r.try_get_by_index(3)?,
+                    ),
+                    c,
+                );
+            }
+        }
+        Ok(out)
+    }
+
+    /// The rollups computed afresh from every ticket's row and events, in
+    /// pages of tickets.
+    pub async fn raw_rollup(&self) -> StoreResult<Rollup> {
+        const PAGE: u64 = 2000;
+        let mut out = Rollup::new();
+        let mut after = 0i64;
+        loop {
+            let tickets = ticket::Entity::find()
+                .filter(sea_orm::ColumnTrait::gt(&ticket::Column::Id, after))
+                .order_by_asc(ticket::Column::Id)
+                .limit(PAGE)
+                .all(&self.db)
+                .await?;
+            let Some(last) = tickets.last() else { break };
+            let (lo, hi) = (tickets[0].id, last.id);
+            let events = ticket_event::Entity::find()
+                .filter(sea_orm::ColumnTrait::between(
+                    &ticket_event::Column::TicketId,
+                    lo,
+                    hi,
+                ))
+                .order_by_asc(ticket_event::Column::TicketId)
+                .order_by_asc(ticket_event::Column::Id)
+                .all(&self.db)
+                .await?;
+            let mut by_ticket: BTreeMap<i64, Vec<HistoryEvent>> = BTreeMap::new();
+            for e in &events {
+                by_ticket
+                    .entry(e.ticket_id)
+                    .or_default()
+                    .push(history_event(e)?);
+            }
+            for t in &tickets {
+                let facts = history_facts(
+                    t.created_at,
+                    &to_domain(t)?,
+                    by_ticket.get(&t.id).map(Vec::as_slice).unwrap_or(&[]),
+                );
+                add_facts(&mut out, &dims_of(t), &facts);
+            }
+            after = hi;
+        }
+        out.retain(|_, c| !c.is_zero());
+        Ok(out)
+    }
+
+    /// Replaces the rollups with ones computed from the raw tickets and
+    /// events. On PostgreSQL the table is locked for the duration, so
+    /// changes committed meanwhile wait and then add onto the rebuilt rows.
+    pub async fn rebuild_stats(&self) -> StoreResult<usize> {
+        let w = self.begin_write().await?;
+        if self.backend() == DbBackend::Postgres {
+            w.txn
+                .execute_unprepared("LOCK TABLE stats_daily IN EXCLUSIVE MODE")
+                .await?;
+        }
+        w.txn.execute_unprepared("DELETE FROM stats_daily").await?;
+        let rollup = self.raw_rollup().await?;
+        write_rollup(&w.txn, &rollup).await?;
+        w.commit().await?;
+        Ok(rollup.len())
+    }
+
+    /// True when tickets exist but the rollups are empty: a database from
+    /// before the rollups existed.
+    pub async fn stats_missing(&self) -> StoreResult<bool> {
+        let b = self.backend();
+        let q = |sql: &str| Statement::from_string(b, sql.to_owned());
+        let has_tickets = self
+            .db
+            .query_one_raw(q("SELECT 1 FROM tickets LIMIT 1"))
+            .await?
+            .is_some();
+        let has_stats = self
+            .db
+            .query_one_raw(q("SELECT 1 FROM stats_daily LIMIT 1"))
+            .await?
+            .is_some();
+        Ok(has_tickets && !has_stats)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_has_a_column_per_counter() {
+        let names: Vec<&str> = Col::ALL.iter().map(|c| c.name()).collect();
+        assert_eq!(names, migration::m20261122_000003_stats::COUNTERS);
+    }
+}
+
+/// One group of figures, as the API and the bulletin show it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct FigureGroup {
+    pub key: String,
+    pub name: String,
+    pub figures: crate::domain::figures::Figures,
+}
+
+impl Store {
+    /// The figures for `period`: one group ("" named 全市) without grouping,
+    /// else one per key, ordered by key. `department` limits every figure to
+    /// that department's own.
+    pub async fn figures(
+        &self,
+        period: Period,
+        group_by: Option<GroupBy>,
+        department: Option<&str>,
+        basically_counts: bool,
+    ) -> StoreResult<Vec<FigureGroup>> {
+        use crate::domain::types::{Category, Channel};
+        let rows = self.stats(period, group_by, department).await?;
+        let departments: BTreeMap<String, String> = match group_by {
+            Some(GroupBy::Department) | Some(GroupBy::District) => self
+                .list_departments()
+                .await?
+                .into_iter()
+                .map(|d| (d.code, d.name))
+                .collect(),
+            _ => BTreeMap::new(),
+        };
+        let name = |key: &str| -> String {
+            match group_by {
+                None => "全市".into(),
+                Some(GroupBy::Department) if key.is_empty() => "未派单".into(),
+                Some(GroupBy::District) if key.is_empty() => "未注明属地".into(),
+                Some(GroupBy::Department) => {
+                    departments.get(key).cloned().unwrap_or_else(|| key.into())
+                }
+                Some(GroupBy::District) => departments
+                    .get(key)
+                    .map(|n| n.trim_end_matches("人民政府").to_owned())
+                    .unwrap_or_else(|| key.into()),
+                Some(GroupBy::Channel) => key
+                    .parse::<Channel>()
+                    .map(|c| c.zh().to_owned())
+                    .unwrap_or_else(|_| key.into()),
+                Some(GroupBy::Category) => key
+                    .parse::<Category>()
+                    .map(|c| c.zh().to_owned())
+                    .unwrap_or_else(|_| key.into()),
+            }
+        };
+        Ok(rows
+            .into_iter()
+            .map(|(key, (c, overdue))| FigureGroup {
+                name: name(&key),
+                figures: crate::domain::figures::Figures::from_counts(
+                    &c,
+                    overdue,
+                    basically_counts,
+                ),
+                key,
+            })
+            .collect())
+    }
+}
