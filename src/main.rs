@@ -39,6 +39,8 @@ enum Command {
     },
     /// Deliver the outbox rows that are due now, then exit.
     Deliver,
+    /// Fill an empty database with years of synthetic tickets (benchmarks).
+    Generate(cli::generate::GenerateArgs),
     /// Benchmarks that print their figures.
     Bench {
         #[command(subcommand)]
@@ -129,6 +131,11 @@ fn main() -> ExitCode {
                     started.elapsed().as_secs_f64()
                 );
                 Ok(())
+            }
+            Command::Generate(args) => {
+                let store = startup::open_store(&settings).await?;
+                let calendar = startup::calendar(&settings)?;
+                cli::generate::run(&settings, &store, calendar, args).await
             }
             Command::Bench { what } => cli::bench::run(&settings, what).await,
         }

@@ -29,6 +29,110 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 16)]
         concurrency: usize,
     },
+    /// `GET /api/v1/stats` latency over HTTP: one-year periods grouped by
+    /// department, and the whole city over three years.
+    Stats {
+        /// Base URL of a running `hotline serve`.
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        url: String,
+        /// An account that may read figures (admin, leader, …).
+        #[arg(long, default_value = "admin")]
+        username: String,
+        #[arg(long, env = "HOTLINE_ADMIN_PASSWORD")]
+        password: String,
+        /// Requests per query shape (after 10 warm-up requests).
+        #[arg(long, default_value_t = 200)]
+        requests: usize,
+    },
+}
+
+/// The `p` quantile of sorted latencies, in milliseconds.
+fn quantile_ms(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
+    sorted[i].as_secs_f64() * 1000.0
+}
+
+async fn login(client: &awc::Client, url: &str, username: &str, password: &str) -> Result<String, StartupError> {
+    let (s, body) = post(
+        client,
+        &format!("{url}/api/v1/auth/login"),
+        None,
+        &json!({"username": username, "password": password}),
+    )
+    .await?;
+    if s != 200 {
+        return Err(err(format!("login as {username} failed ({s}): {body}")));
+    }
+    Ok(body["token"].as_str().unwrap_or_default().to_owned())
+}
+
+async fn stats(url: &str, username: &str, password: &str, requests: usize) -> Result<(), StartupError> {
+    use rand::Rng;
+    let client = awc::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .finish();
+    let token = login(&client, url, username, password).await?;
+    let today = crate::domain::figures::city_day(crate::store::now());
+    let tomorrow = today + chrono::Days::new(1);
+    let three_years = today - chrono::Days::new(3 * 365);
+    let mut rng = rand::thread_rng();
+    let shapes: [(&str, Box<dyn Fn(&mut rand::rngs::ThreadRng) -> String>); 3] = [
+        (
+            "year_by_department",
+            Box::new(move |r: &mut rand::rngs::ThreadRng| {
+                let from = three_years + chrono::Days::new(r.gen_range(0..2 * 365));
+                let to = from + chrono::Days::new(365);
+                format!("from={from}&to={to}&group_by=department")
+            }),
+        ),
+        (
+            "city_three_years",
+            Box::new(move |_: &mut rand::rngs::ThreadRng| format!("from={three_years}&to={tomorrow}")),
+        ),
+        (
+            "month_by_channel",
+            Box::new(move |r: &mut rand::rngs::ThreadRng| {
+                let from = three_years + chrono::Days::new(r.gen_range(0..3 * 365 - 30));
+                let to = from + chrono::Days::new(30);
+                format!("from={from}&to={to}&group_by=channel")
+            }),
+        ),
+    ];
+    for (name, query) in &shapes {
+        let mut lat = Vec::with_capacity(requests);
+        for i in 0..requests + 10 {
+            let q = query(&mut rng);
+            let t0 = Instant::now();
+            let mut res = client
+                .get(format!("{url}/api/v1/stats?{q}"))
+                .bearer_auth(&token)
+                .send()
+                .await
+                .map_err(err)?;
+            let body = res.body().limit(16 << 20).await.map_err(err)?;
+            if res.status().as_u16() != 200 {
+                return Err(err(format!(
+                    "stats {q} answered {}: {}",
+                    res.status(),
+                    String::from_utf8_lossy(&body)
+                )));
+            }
+            if i >= 10 {
+                lat.push(t0.elapsed());
+            }
+        }
+        lat.sort_unstable();
+        println!(
+            "stats shape={name} requests={requests} p50={:.2}ms p99={:.2}ms max={:.2}ms",
+            quantile_ms(&lat, 0.50),
+            quantile_ms(&lat, 0.99),
+            quantile_ms(&lat, 1.0),
+        );
+    }
+    Ok(())
 }
 
 fn err(e: impl std::fmt::Display) -> StartupError {
@@ -56,25 +160,23 @@ async fn post(
 }
 
 pub async fn run(settings: &Settings, cmd: BenchCommand) -> Result<(), StartupError> {
-    let BenchCommand::Intake {
-        url,
-        username,
-        password,
-        requests,
-        concurrency,
-    } = cmd;
+    let (url, username, password, requests, concurrency) = match cmd {
+        BenchCommand::Intake {
+            url,
+            username,
+            password,
+            requests,
+            concurrency,
+        } => (url, username, password, requests, concurrency),
+        BenchCommand::Stats {
+            url,
+            username,
+            password,
+            requests,
+        } => return stats(&url, &username, &password, requests).await,
+    };
     let client = awc::Client::default();
-    let (s, login) = post(
-        &client,
-        &format!("{url}/api/v1/auth/login"),
-        None,
-        &json!({"username": username, "password": password}),
-    )
-    .await?;
-    if s != 200 {
-        return Err(err(format!("admin login failed ({s}): {login}")));
-    }
-    let admin = login["token"].as_str().unwrap_or_default().to_owned();
+    let admin = login(&client, &url, &username, &password).await?;
     let agent = format!("bench_{}", std::process::id());
     let agent_pw = format!(
         "pw-{}-{}",
@@ -111,13 +213,7 @@ pub async fn run(settings: &Settings, cmd: BenchCommand) -> Result<(), StartupEr
     let (mut lat, ok, failed) = drive(&url, &token, requests, concurrency).await;
     let secs = started.elapsed().as_secs_f64();
     lat.sort_unstable();
-    let pct = |p: f64| -> f64 {
-        if lat.is_empty() {
-            return 0.0;
-        }
-        let i = ((lat.len() as f64 * p).ceil() as usize).clamp(1, lat.len()) - 1;
-        lat[i].as_secs_f64() * 1000.0
-    };
+    let pct = |p: f64| quantile_ms(&lat, p);
     let after = store.count_tickets().await?;
     let stored = after - before;
     let acked = (ok + ok_w) as u64;

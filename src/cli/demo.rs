@@ -69,12 +69,8 @@ fn err(e: impl std::fmt::Display) -> StartupError {
     StartupError::Bootstrap(e.to_string())
 }
 
-pub async fn load(
-    settings: &Settings,
-    store: &Store,
-    calendar: &Calendar,
-    tickets: usize,
-) -> Result<(), StartupError> {
+/// Adds the catalogue's departments that the database lacks.
+pub async fn ensure_departments(settings: &Settings, store: &Store) -> Result<(), StartupError> {
     let catalogue = settings.load_catalogue()?;
     let now = crate::store::now();
     let mut added = 0;
@@ -96,6 +92,17 @@ pub async fn load(
         "departments: {added} added, {} in the catalogue",
         catalogue.departments.len()
     );
+    Ok(())
+}
+
+pub async fn load(
+    settings: &Settings,
+    store: &Store,
+    calendar: &Calendar,
+    tickets: usize,
+) -> Result<(), StartupError> {
+    ensure_departments(settings, store).await?;
+    let now = crate::store::now();
 
     let mut rng = StdRng::from_entropy();
     let mut lines = Vec::new();

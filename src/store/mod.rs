@@ -1,6 +1,7 @@
 //! Storage: the connection (SQLite or PostgreSQL), migrations, and the queries
 //! the API needs. SQL is the only source of truth.
 
+pub mod bulk;
 pub mod entities;
 pub mod escalations;
 pub mod intake;

@@ -1,0 +1,431 @@
+//! Bulk loading of finished tickets with their events (the generator and the
+//! 台账 importer): one transaction per batch that writes the tickets, their
+//! events, their department scope and the batch's rollups together.
+//! PostgreSQL uses COPY; SQLite multi-row inserts under the write lock.
+
+use chrono::{DateTime, Utc};
+use sea_orm::{ConnectionTrait, DbBackend, Statement};
+
+use super::entities::{ticket, ticket_event};
+use super::{Store, StoreError, StoreResult};
+use crate::domain::figures::{Col, Rollup};
+
+/// A ticket to load: its final row (with its id), its events in order, and
+/// the departments that may see it: `(department, "lead" | "co", since)`.
+#[derive(Debug, Clone)]
+pub struct BulkTicket {
+    pub row: ticket::Model,
+    pub events: Vec<ticket_event::Model>,
+    pub departments: Vec<(String, &'static str, DateTime<Utc>)>,
+}
+
+pub const TICKET_COLUMNS: &[&str] = &[
+    "id",
+    "ticket_no",
+    "query_code",
+    "channel",
+    "external_id",
+    "category",
+    "urgency",
+    "title",
+    "content",
+    "citizen_name",
+    "citizen_phone",
+    "address",
+    "district",
+    "state",
+    "resolution",
+    "merged_into",
+    "department",
+    "co_departments",
+    "created_by",
+    "created_at",
+    "updated_at",
+    "dispatched_at",
+    "signed_at",
+    "replied_at",
+    "closed_at",
+    "sign_due_at",
+    "reply_due_at",
+    "next_check_at",
+    "escalation_level",
+    "rework_count",
+    "return_count",
+    "extension_count",
+    "final_dispatch",
+    "reply_content",
+    "reply_resolved",
+    "satisfaction",
+    "version",
+];
+
+const EVENT_COLUMNS: &[&str] = &[
+    "ticket_id",
+    "at",
+    "actor",
+    "kind",
+    "from_state",
+    "to_state",
+    "department",
+    "payload",
+];
+
+const SCOPE_COLUMNS: &[&str] = &["ticket_id", "department", "role", "since"];
+
+/// One typed cell, written as a bound value (SQLite) or CSV (COPY).
+enum Cell<'a> {
+    Int(i64),
+    Text(&'a str),
+    Bool(bool),
+    Time(DateTime<Utc>),
+    Null,
+}
+
+fn opt_text(s: &Option<String>) -> Cell<'_> {
+    s.as_deref().map_or(Cell::Null, Cell::Text)
+}
+
+fn opt_time(t: Option<DateTime<Utc>>) -> Cell<'static> {
+    t.map_or(Cell::Null, Cell::Time)
+}
+
+fn ticket_cells(t: &ticket::Model) -> [Cell<'_>; 37] {
+    [
+        Cell::Int(t.id),
+        Cell::Text(&t.ticket_no),
+        Cell::Text(&t.query_code),
+        Cell::Text(&t.channel),
+        opt_text(&t.external_id),
+        Cell::Text(&t.category),
+        Cell::Text(&t.urgency),
+        Cell::Text(&t.title),
+        Cell::Text(&t.content),
+        opt_text(&t.citizen_name),
+        opt_text(&t.citizen_phone),
+        opt_text(&t.address),
+        opt_text(&t.district),
+        Cell::Text(&t.state),
+        opt_text(&t.resolution),
+        t.merged_into.map_or(Cell::Null, Cell::Int),
+        opt_text(&t.department),
+        Cell::Text(&t.co_departments),
+        Cell::Text(&t.created_by),
+        Cell::Time(t.created_at),
+        Cell::Time(t.updated_at),
+        opt_time(t.dispatched_at),
+        opt_time(t.signed_at),
+        opt_time(t.replied_at),
+        opt_time(t.closed_at),
+        opt_time(t.sign_due_at),
+        opt_time(t.reply_due_at),
+        opt_time(t.next_check_at),
+        Cell::Int(i64::from(t.escalation_level)),
+        Cell::Int(i64::from(t.rework_count)),
+        Cell::Int(i64::from(t.return_count)),
+        Cell::Int(i64::from(t.extension_count)),
+        Cell::Bool(t.final_dispatch),
+        opt_text(&t.reply_content),
+        t.reply_resolved.map_or(Cell::Null, Cell::Bool),
+        opt_text(&t.satisfaction),
+        Cell::Int(i64::from(t.version)),
+    ]
+}
+
+fn event_cells(e: &ticket_event::Model) -> [Cell<'_>; 8] {
+    [
+        Cell::Int(e.ticket_id),
+        Cell::Time(e.at),
+        Cell::Text(&e.actor),
+        Cell::Text(&e.kind),
+        opt_text(&e.from_state),
+        opt_text(&e.to_state),
+        opt_text(&e.department),
+        Cell::Text(&e.payload),
+    ]
+}
+
+fn value(c: &Cell<'_>, ty: &str) -> sea_orm::Value {
+    match c {
+        Cell::Int(i) => (*i).into(),
+        Cell::Text(s) => (*s).into(),
+        Cell::Bool(b) => (*b).into(),
+        Cell::Time(t) => (*t).into(),
+        Cell::Null => match ty {
+            "time" => sea_orm::Value::from(None::<DateTime<Utc>>),
+            "int" => sea_orm::Value::from(None::<i64>),
+            "bool" => sea_orm::Value::from(None::<bool>),
+            _ => sea_orm::Value::from(None::<String>),
+        },
+    }
+}
+
+/// The type of a column, for typed NULLs.
+fn ty(col: &str) -> &'static str {
+    if col.ends_with("_at") || col == "since" || col == "at" {
+        "time"
+    } else if matches!(col, "merged_into" | "id" | "ticket_id") {
+        "int"
+    } else if col == "reply_resolved" {
+        "bool"
+    } else {
+        "text"
+    }
+}
+
+fn csv_cell(out: &mut String, c: &Cell<'_>) {
+    use std::fmt::Write;
+    match c {
+        Cell::Int(i) => {
+            let _ = write!(out, "{i}");
+        }
+        Cell::Text(s) => {
+            out.push('"');
+            for ch in s.chars() {
+                if ch == '"' {
+                    out.push('"');
+                }
+                out.push(ch);
+            }
+            out.push('"');
+        }
+        Cell::Bool(b) => out.push(if *b { 't' } else { 'f' }),
+        Cell::Time(t) => out.push_str(&t.to_rfc3339()),
+        Cell::Null => {}
+    }
+}
+
+fn csv_row(out: &mut String, cells: &[Cell<'_>]) {
+    for (i, c) in cells.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        csv_cell(out, c);
+    }
+    out.push('\n');
+}
+
+/// The batch's rollup rows as CSV for COPY into a temporary table.
+fn rollup_csv(rollup: &Rollup) -> String {
+    let mut buf = String::new();
+    for ((dim, day, dept, value), c) in rollup.iter().filter(|(_, c)| !c.is_zero()) {
+        let mut cells = vec![
+            Cell::Text(dim.as_str()),
+            Cell::Int(i64::from(*day)),
+            Cell::Text(dept),
+            Cell::Text(value),
+        ];
+        cells.extend(c.0.iter().map(|v| Cell::Int(*v)));
+        csv_row(&mut buf, &cells);
+    }
+    buf
+}
+
+fn sqlx_err(e: sea_orm::sqlx::Error) -> StoreError {
+    StoreError::Db(sea_orm::DbErr::Custom(format!("bulk load: {e}")))
+}
+
+impl Store {
+    /// Ticket ids for `n` new tickets, taken from the table's own sequence
+    /// on PostgreSQL (so live registrations never collide with them), or
+    /// after the largest id on SQLite (the caller holds no lock: use the ids
+    /// in the next `bulk_insert` only, which takes the write lock and fails
+    /// on a collision rather than overwrite).
+    pub async fn reserve_ticket_ids(&self, n: usize) -> StoreResult<Vec<i64>> {
+        let b = self.backend();
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        if b == DbBackend::Postgres {
+            let rows = self
+                .db
+                .query_all_raw(Statement::from_string(
+                    b,
+                    format!(
+                        "SELECT nextval(pg_get_serial_sequence('tickets', 'id')) FROM generate_series(1, {n})"
+                    ),
+                ))
+                .await?;
+            rows.iter()
+                .map(|r| r.try_get_by_index::<i64>(0).map_err(StoreError::from))
+                .collect()
+        } else {
+            let row = self
+                .db
+                .query_one_raw(Statement::from_string(
+                    b,
+                    "SELECT COALESCE(MAX(id), 0) FROM tickets".to_owned(),
+                ))
+                .await?;
+            let max: i64 = row.map(|r| r.try_get_by_index(0)).transpose()?.unwrap_or(0);
+            Ok((1..=n as i64).map(|i| max + i).collect())
+        }
+    }
+
+    /// Writes `batch` and adds `rollup` (the batch's figures) in one
+    /// transaction: all of it or nothing.
+    pub async fn bulk_insert(&self, batch: &[BulkTicket], rollup: &Rollup) -> StoreResult<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        match self.backend() {
+            DbBackend::Postgres => self.bulk_insert_pg(batch, rollup).await,
+            _ => self.bulk_insert_sqlite(batch, rollup).await,
+        }
+    }
+
+    async fn bulk_insert_pg(&self, batch: &[BulkTicket], rollup: &Rollup) -> StoreResult<()> {
+        let pool = self.db.get_postgres_connection_pool();
+        let mut tx = pool.begin().await.map_err(sqlx_err)?;
+        let mut buf = String::with_capacity(batch.len() * 600);
+        for t in batch {
+            csv_row(&mut buf, &ticket_cells(&t.row));
+        }
+        copy(&mut tx, "tickets", TICKET_COLUMNS, &buf).await?;
+        buf.clear();
+        for t in batch {
+            for e in &t.events {
+                csv_row(&mut buf, &event_cells(e));
+            }
+        }
+        copy(&mut tx, "ticket_events", EVENT_COLUMNS, &buf).await?;
+        buf.clear();
+        for t in batch {
+            for (d, role, since) in &t.departments {
+                csv_row(
+                    &mut buf,
+                    &[
+                        Cell::Int(t.row.id),
+                        Cell::Text(d),
+                        Cell::Text(role),
+                        Cell::Time(*since),
+                    ],
+                );
+            }
+        }
+        copy(&mut tx, "ticket_departments", SCOPE_COLUMNS, &buf).await?;
+        let csv = rollup_csv(rollup);
+        if !csv.is_empty() {
+            // COPY into a scratch table, then one upsert from it: a VALUES
+            // list of thousands of rows costs more to parse than to apply.
+            let cols: Vec<&str> = ["dim", "day", "department", "value"]
+                .into_iter()
+                .chain(Col::ALL.iter().map(|c| c.name()))
+                .collect();
+            let exec = |sql: String| sea_orm::sqlx::query(sea_orm::sqlx::AssertSqlSafe(sql));
+            exec("CREATE TEMPORARY TABLE IF NOT EXISTS stats_load \
+                  (LIKE stats_daily INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+                .to_owned())
+            .execute(&mut *tx)
+            .await
+            .map_err(sqlx_err)?;
+            copy(&mut tx, "stats_load", &cols, &csv).await?;
+            let sets: Vec<String> = Col::ALL
+                .iter()
+                .map(|c| format!("{0} = stats_daily.{0} + excluded.{0}", c.name()))
+                .collect();
+            exec(format!(
+                "INSERT INTO stats_daily ({0}) SELECT {0} FROM stats_load ORDER BY dim, day, department, value \
+                 ON CONFLICT (dim, day, department, value) DO UPDATE SET {1}",
+                cols.join(", "),
+                sets.join(", ")
+            ))
+            .execute(&mut *tx)
+            .await
+            .map_err(sqlx_err)?;
+        }
+        tx.commit().await.map_err(sqlx_err)?;
+        Ok(())
+    }
+
+    async fn bulk_insert_sqlite(&self, batch: &[BulkTicket], rollup: &Rollup) -> StoreResult<()> {
+        let w = self.begin_write().await?;
+        let tickets: Vec<Vec<sea_orm::Value>> = batch
+            .iter()
+            .map(|t| {
+                ticket_cells(&t.row)
+                    .iter()
+                    .zip(TICKET_COLUMNS)
+                    .map(|(c, col)| value(c, ty(col)))
+                    .collect()
+            })
+            .collect();
+        insert_rows(&w.txn, "tickets", TICKET_COLUMNS, tickets).await?;
+        let events: Vec<Vec<sea_orm::Value>> = batch
+            .iter()
+            .flat_map(|t| t.events.iter())
+            .map(|e| {
+                event_cells(e)
+                    .iter()
+                    .zip(EVENT_COLUMNS)
+                    .map(|(c, col)| value(c, ty(col)))
+                    .collect()
+            })
+            .collect();
+        insert_rows(&w.txn, "ticket_events", EVENT_COLUMNS, events).await?;
+        let scope: Vec<Vec<sea_orm::Value>> = batch
+            .iter()
+            .flat_map(|t| {
+                t.departments.iter().map(|(d, role, since)| {
+                    vec![
+                        t.row.id.into(),
+                        d.clone().into(),
+                        (*role).into(),
+                        (*since).into(),
+                    ]
+                })
+            })
+            .collect();
+        insert_rows(&w.txn, "ticket_departments", SCOPE_COLUMNS, scope).await?;
+        super::stats::write_rollup(&w.txn, rollup).await?;
+        w.commit().await?;
+        Ok(())
+    }
+}
+
+async fn copy(
+    tx: &mut sea_orm::sqlx::Transaction<'_, sea_orm::sqlx::Postgres>,
+    table: &str,
+    cols: &[&str],
+    csv: &str,
+) -> StoreResult<()> {
+    if csv.is_empty() {
+        return Ok(());
+    }
+    let mut c = tx
+        .copy_in_raw(&format!(
+            "COPY {table} ({}) FROM STDIN WITH (FORMAT csv)",
+            cols.join(", ")
+        ))
+        .await
+        .map_err(sqlx_err)?;
+    c.send(csv.as_bytes()).await.map_err(sqlx_err)?;
+    c.finish().await.map_err(sqlx_err)?;
+    Ok(())
+}
+
+/// Multi-row INSERTs of at most ~30,000 parameters each (SQLite's limit is
+/// 32,766); the SQL of a full chunk is the same every time, so the
+/// connection's statement cache prepares it once.
+async fn insert_rows<C: ConnectionTrait>(
+    c: &C,
+    table: &str,
+    cols: &[&str],
+    rows: Vec<Vec<sea_orm::Value>>,
+) -> StoreResult<()> {
+    let per = (30_000 / cols.len()).max(1);
+    let b = c.get_database_backend();
+    let one = format!("({})", vec!["?"; cols.len()].join(", "));
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let chunk: Vec<Vec<sea_orm::Value>> = rows.by_ref().take(per).collect();
+        let sql = format!(
+            "INSERT INTO {table} ({}) VALUES {}",
+            cols.join(", "),
+            vec![one.as_str(); chunk.len()].join(", ")
+        );
+        let values: Vec<sea_orm::Value> = chunk.into_iter().flatten().collect();
+        c.execute_raw(Statement::from_sql_and_values(b, sql, values))
+            .await?;
+    }
+    Ok(())
+}
