@@ -11,6 +11,7 @@ pub mod config;
 pub mod domain;
 pub mod infra;
 pub mod jobs;
+pub mod ledger;
 pub mod report;
 pub mod startup;
 pub mod store;

@@ -39,6 +39,11 @@ enum Command {
     },
     /// Deliver the outbox rows that are due now, then exit.
     Deliver,
+    /// Export the 台账 (ledger) of tickets created in a period.
+    Export(cli::ledger::ExportArgs),
+    /// Import a ledger CSV (the export's columns), skipping tickets already
+    /// present and reporting bad rows by line.
+    Import { file: std::path::PathBuf },
     /// Fill an empty database with years of synthetic tickets (benchmarks).
     Generate(cli::generate::GenerateArgs),
     /// Benchmarks that print their figures.
@@ -131,6 +136,15 @@ fn main() -> ExitCode {
                     started.elapsed().as_secs_f64()
                 );
                 Ok(())
+            }
+            Command::Export(args) => {
+                let store = startup::open_store(&settings).await?;
+                cli::ledger::export(&store, args).await
+            }
+            Command::Import { file } => {
+                let store = startup::open_store(&settings).await?;
+                let calendar = startup::calendar(&settings)?;
+                cli::ledger::import(&settings, &store, &calendar, &file).await
             }
             Command::Generate(args) => {
                 let store = startup::open_store(&settings).await?;

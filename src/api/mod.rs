@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod error;
+pub mod export;
 pub mod misc;
 pub mod openapi;
 pub mod stats;
@@ -173,6 +174,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 )
                 .service(resource("/calendar/due").route(get().to(misc::due)))
                 .service(resource("/stats").route(get().to(stats::stats)))
+                .service(resource("/export").route(get().to(export::export)))
                 .service(resource("/events/stream").route(get().to(stream::stream)))
                 .service(resource("/access-log").route(get().to(tickets::access_log)))
                 .service(

@@ -55,7 +55,12 @@ fn quantile_ms(sorted: &[Duration], p: f64) -> f64 {
     sorted[i].as_secs_f64() * 1000.0
 }
 
-async fn login(client: &awc::Client, url: &str, username: &str, password: &str) -> Result<String, StartupError> {
+async fn login(
+    client: &awc::Client,
+    url: &str,
+    username: &str,
+    password: &str,
+) -> Result<String, StartupError> {
     let (s, body) = post(
         client,
         &format!("{url}/api/v1/auth/login"),
@@ -69,7 +74,12 @@ async fn login(client: &awc::Client, url: &str, username: &str, password: &str) 
     Ok(body["token"].as_str().unwrap_or_default().to_owned())
 }
 
-async fn stats(url: &str, username: &str, password: &str, requests: usize) -> Result<(), StartupError> {
+async fn stats(
+    url: &str,
+    username: &str,
+    password: &str,
+    requests: usize,
+) -> Result<(), StartupError> {
     use rand::Rng;
     let client = awc::Client::builder()
         .timeout(Duration::from_secs(60))
@@ -79,7 +89,8 @@ async fn stats(url: &str, username: &str, password: &str, requests: usize) -> Re
     let tomorrow = today + chrono::Days::new(1);
     let three_years = today - chrono::Days::new(3 * 365);
     let mut rng = rand::thread_rng();
-    let shapes: [(&str, Box<dyn Fn(&mut rand::rngs::ThreadRng) -> String>); 3] = [
+    type Query = Box<dyn Fn(&mut rand::rngs::ThreadRng) -> String>;
+    let shapes: [(&str, Query); 3] = [
         (
             "year_by_department",
             Box::new(move |r: &mut rand::rngs::ThreadRng| {
@@ -90,7 +101,9 @@ async fn stats(url: &str, username: &str, password: &str, requests: usize) -> Re
         ),
         (
             "city_three_years",
-            Box::new(move |_: &mut rand::rngs::ThreadRng| format!("from={three_years}&to={tomorrow}")),
+            Box::new(move |_: &mut rand::rngs::ThreadRng| {
+                format!("from={three_years}&to={tomorrow}")
+            }),
         ),
         (
             "month_by_channel",

@@ -115,7 +115,12 @@ impl FastRollup {
             .filter(|(_, c)| !c.is_zero())
             .map(|((dim, day, dept, value), c)| {
                 (
-                    (dim, day, names[dept as usize].clone(), names[value as usize].clone()),
+                    (
+                        dim,
+                        day,
+                        names[dept as usize].clone(),
+                        names[value as usize].clone(),
+                    ),
                     c,
                 )
             })
@@ -258,7 +263,8 @@ impl Generator<'_> {
             resolution: t.resolution.map(|r| r.as_str().to_owned()),
             merged_into: t.merged_into,
             department: t.department.clone(),
-            co_departments: serde_json::to_string(&t.co_departments).unwrap_or_else(|_| "[]".into()),
+            co_departments: serde_json::to_string(&t.co_departments)
+                .unwrap_or_else(|_| "[]".into()),
             created_by: "agent".into(),
             created_at,
             updated_at: at,
@@ -365,8 +371,9 @@ pub async fn run(
         let mut since_flush = 0;
         while i < total {
             let end = (i + batch as u64).min(total);
-            let tickets: Vec<BulkTicket> =
-                (i..end).map(|k| g.ticket(&mut rng, k, &mut rollup)).collect();
+            let tickets: Vec<BulkTicket> = (i..end)
+                .map(|k| g.ticket(&mut rng, k, &mut rollup))
+                .collect();
             since_flush += tickets.len();
             // The rollups travel with every FLUSH-th ticket's batch (and the
             // last): far fewer row updates than one set per batch.
@@ -472,6 +479,11 @@ async fn secondary_indexes(store: &Store) -> Result<Vec<(String, String)>, Start
         .await
         .map_err(err)?;
     rows.iter()
-        .map(|r| Ok((r.try_get_by_index(0).map_err(err)?, r.try_get_by_index(1).map_err(err)?)))
+        .map(|r| {
+            Ok((
+                r.try_get_by_index(0).map_err(err)?,
+                r.try_get_by_index(1).map_err(err)?,
+            ))
+        })
         .collect()
 }

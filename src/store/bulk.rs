@@ -312,9 +312,11 @@ impl Store {
                 .chain(Col::ALL.iter().map(|c| c.name()))
                 .collect();
             let exec = |sql: String| sea_orm::sqlx::query(sea_orm::sqlx::AssertSqlSafe(sql));
-            exec("CREATE TEMPORARY TABLE IF NOT EXISTS stats_load \
+            exec(
+                "CREATE TEMPORARY TABLE IF NOT EXISTS stats_load \
                   (LIKE stats_daily INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
-                .to_owned())
+                    .to_owned(),
+            )
             .execute(&mut *tx)
             .await
             .map_err(sqlx_err)?;

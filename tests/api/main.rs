@@ -9,6 +9,7 @@ mod calendar_and_public;
 mod demo;
 mod escalation;
 mod intake;
+mod ledger;
 mod lifecycle;
 mod mail;
 mod scoping_and_privacy;

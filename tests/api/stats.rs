@@ -23,9 +23,9 @@ use serde_json::json;
 use crate::both;
 use crate::helpers::*;
 
-const DEPARTMENTS: &[&str] = &["water", "gas", "housing", "donghu"];
+pub const DEPARTMENTS: &[&str] = &["water", "gas", "housing", "donghu"];
 
-async fn fresh_store(backend: Backend, dir: &Path) -> Option<Store> {
+pub async fn fresh_store(backend: Backend, dir: &Path) -> Option<Store> {
     let url = match backend {
         Backend::Sqlite => format!("sqlite://{}?mode=rwc", dir.join("stats.db").display()),
         Backend::Postgres => {
@@ -42,7 +42,7 @@ async fn fresh_store(backend: Backend, dir: &Path) -> Option<Store> {
 
 /// Registers `n` appeals over a month from `start` and works each through
 /// random actions, every change committed as the API commits it.
-async fn random_histories(store: &Store, seed: u64, n: usize, start: DateTime<Utc>) {
+pub async fn random_histories(store: &Store, seed: u64, n: usize, start: DateTime<Utc>) {
     let hours = parse_hours("08:30-12:00,14:00-17:30").expect("hours");
     let calendar = Calendar::load_dir(&config_dir().join("holidays"), hours).expect("calendar");
     let sla = SlaPolicy::default();

@@ -1,0 +1,850 @@
+//! 台账: the ledger of tickets as CSV or XLSX, and its import.
+//!
+//! One row per ticket: every field, the figures' timestamps and, in
+//! `history`, the ticket's events as JSON, so an import rebuilds the same
+//! figures. Citizen name and phone are masked unless asked otherwise.
+//! Import is idempotent: a row whose `(channel, external_id)` (or, without an
+//! external id, whose `ticket_no`) exists is skipped; a bad row is reported
+//! by its line number and the rest go on.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, FixedOffset, Utc};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Statement,
+};
+use serde_json::{Value, json};
+
+use crate::domain::calendar::city_tz;
+use crate::domain::figures::{HistoryEvent, Period, Rollup, add_facts, history_facts};
+use crate::domain::lifecycle::Rules;
+use crate::domain::types::{
+    Category, Channel, DepartmentCode, EventKind, Resolution, Satisfaction, TicketNo, TicketState,
+    Urgency, mask_name, mask_phone,
+};
+use crate::store::bulk::BulkTicket;
+use crate::store::entities::{ticket, ticket_event};
+use crate::store::stats::dims_of;
+use crate::store::tickets::to_domain;
+use crate::store::{Store, StoreError, StoreResult};
+
+/// The ledger's columns, in order.
+pub const COLUMNS: &[&str] = &[
+    "ticket_no",
+    "query_code",
+    "channel",
+    "external_id",
+    "category",
+    "urgency",
+    "title",
+    "content",
+    "citizen_name",
+    "citizen_phone",
+    "address",
+    "district",
+    "state",
+    "resolution",
+    "merged_into",
+    "department",
+    "co_departments",
+    "created_by",
+    "created_at",
+    "updated_at",
+    "dispatched_at",
+    "signed_at",
+    "replied_at",
+    "closed_at",
+    "sign_due_at",
+    "reply_due_at",
+    "escalation_level",
+    "rework_count",
+    "return_count",
+    "extension_count",
+    "final_dispatch",
+    "reply_content",
+    "reply_resolved",
+    "satisfaction",
+    "history",
+];
+
+/// Which tickets to export: created in `period`, optionally only those a
+/// department handles or handled.
+#[derive(Debug, Clone)]
+pub struct ExportQuery {
+    pub period: Period,
+    pub department: Option<String>,
+    pub unmasked: bool,
+}
+
+const PAGE: u64 = 5000;
+
+fn time(t: DateTime<Utc>) -> String {
+    t.with_timezone(&city_tz()).to_rfc3339()
+}
+
+fn opt_time(t: Option<DateTime<Utc>>) -> String {
+    t.map(time).unwrap_or_default()
+}
+
+fn opt(s: &Option<String>) -> String {
+    s.clone().unwrap_or_default()
+}
+
+/// Where the next page starts: after `(created_at, id)`.
+pub type Cursor = Option<(DateTime<Utc>, i64)>;
+
+impl ExportQuery {
+    /// How many tickets the export will hold.
+    pub async fn count(&self, store: &Store) -> StoreResult<u64> {
+        let (from, to) = self.period.instants();
+        let mut q = ticket::Entity::find()
+            .filter(ticket::Column::CreatedAt.gte(from))
+            .filter(ticket::Column::CreatedAt.lt(to));
+        if let Some(d) = &self.department {
+            q = q.filter(scope(d));
+        }
+        Ok(sea_orm::PaginatorTrait::count(q, &store.db).await?)
+    }
+
+    /// The next page of rows (cells in [`COLUMNS`] order) after `cursor`,
+    /// and the cursor after it; `None` at the end.
+    pub async fn page(
+        &self,
+        store: &Store,
+        cursor: Cursor,
+    ) -> StoreResult<Option<(Vec<Vec<String>>, Cursor)>> {
+        let (from, to) = self.period.instants();
+        let mut q = ticket::Entity::find()
+            .filter(ticket::Column::CreatedAt.gte(from))
+            .filter(ticket::Column::CreatedAt.lt(to));
+        if let Some((at, id)) = cursor {
+            q = q.filter(
+                sea_orm::Condition::any()
+                    .add(ticket::Column::CreatedAt.gt(at))
+                    .add(
+                        sea_orm::Condition::all()
+                            .add(ticket::Column::CreatedAt.eq(at))
+                            .add(ticket::Column::Id.gt(id)),
+                    ),
+            );
+        }
+        if let Some(d) = &self.department {
+            q = q.filter(scope(d));
+        }
+        let tickets = q
+            .order_by_asc(ticket::Column::CreatedAt)
+            .order_by_asc(ticket::Column::Id)
+            .limit(PAGE)
+            .all(&store.db)
+            .await?;
+        let Some(last) = tickets.last() else {
+            return Ok(None);
+        };
+        let next = Some((last.created_at, last.id));
+        let ids: Vec<i64> = tickets.iter().map(|t| t.id).collect();
+        let mut events: HashMap<i64, Vec<ticket_event::Model>> = HashMap::new();
+        for e in ticket_event::Entity::find()
+            .filter(ticket_event::Column::TicketId.is_in(ids))
+            .order_by_asc(ticket_event::Column::TicketId)
+            .order_by_asc(ticket_event::Column::Id)
+            .all(&store.db)
+            .await?
+        {
+            events.entry(e.ticket_id).or_default().push(e);
+        }
+        let merged: Vec<i64> = tickets.iter().filter_map(|t| t.merged_into).collect();
+        let mut numbers: HashMap<i64, String> = HashMap::new();
+        if !merged.is_empty() {
+            for (id, no) in ticket::Entity::find()
+                .select_only()
+                .column(ticket::Column::Id)
+                .column(ticket::Column::TicketNo)
+                .filter(ticket::Column::Id.is_in(merged))
+                .into_tuple::<(i64, String)>()
+                .all(&store.db)
+                .await?
+            {
+                numbers.insert(id, no);
+            }
+        }
+        let rows = tickets
+            .iter()
+            .map(|t| {
+                let evs = events.get(&t.id).map(Vec::as_slice).unwrap_or(&[]);
+                row(t, evs, &numbers, self.unmasked)
+            })
+            .collect();
+        Ok(Some((rows, next)))
+    }
+}
+
+fn scope(department: &str) -> sea_orm::sea_query::SimpleExpr {
+    use sea_orm::sea_query::{Expr, ExprTrait, Query};
+    ticket::Column::Id.in_subquery(
+        Query::select()
+            .column(crate::store::entities::ticket_department::Column::TicketId)
+            .from(crate::store::entities::ticket_department::Entity)
+            .and_where(
+                Expr::col(crate::store::entities::ticket_department::Column::Department)
+                    .eq(department),
+            )
+            .to_owned(),
+    )
+}
+
+fn row(
+    t: &ticket::Model,
+    events: &[ticket_event::Model],
+    numbers: &HashMap<i64, String>,
+    unmasked: bool,
+) -> Vec<String> {
+    let co: Vec<String> = serde_json::from_str(&t.co_departments).unwrap_or_default();
+    let history: Vec<Value> = events
+        .iter()
+        .map(|e| {
+            json!({
+                "at": time(e.at),
+                "actor": e.actor,
+                "kind": e.kind,
+                "from": e.from_state,
+                "to": e.to_state,
+                "department": e.department,
+                "payload": serde_json::from_str::<Value>(&e.payload).unwrap_or(Value::Null),
+            })
+        })
+        .collect();
+    let name = t
+        .citizen_name
+        .as_deref()
+        .map(|n| if unmasked { n.to_owned() } else { mask_name(n) })
+        .unwrap_or_default();
+    let phone = t
+        .citizen_phone
+        .as_deref()
+        .map(|p| {
+            if unmasked {
+                p.to_owned()
+            } else {
+                mask_phone(p)
+            }
+        })
+        .unwrap_or_default();
+    vec![
+        t.ticket_no.clone(),
+        t.query_code.clone(),
+        t.channel.clone(),
+        opt(&t.external_id),
+        t.category.clone(),
+        t.urgency.clone(),
+        t.title.clone(),
+        t.content.clone(),
+        name,
+        phone,
+        opt(&t.address),
+        opt(&t.district),
+        t.state.clone(),
+        opt(&t.resolution),
+        t.merged_into
+            .and_then(|id| numbers.get(&id).cloned())
+            .unwrap_or_default(),
+        opt(&t.department),
+        co.join(";"),
+        t.created_by.clone(),
+        time(t.created_at),
+        time(t.updated_at),
+        opt_time(t.dispatched_at),
+        opt_time(t.signed_at),
+        opt_time(t.replied_at),
+        opt_time(t.closed_at),
+        opt_time(t.sign_due_at),
+        opt_time(t.reply_due_at),
+        t.escalation_level.to_string(),
+        t.rework_count.to_string(),
+        t.return_count.to_string(),
+        t.extension_count.to_string(),
+        t.final_dispatch.to_string(),
+        opt(&t.reply_content),
+        t.reply_resolved.map(|b| b.to_string()).unwrap_or_default(),
+        opt(&t.satisfaction),
+        Value::Array(history).to_string(),
+    ]
+}
+
+/// Writes the whole export as CSV (with a header row) to `out`, calling
+/// `progress` with the running row count after each page.
+pub async fn export_csv<W: std::io::Write>(
+    store: &Store,
+    q: &ExportQuery,
+    out: W,
+    mut progress: impl FnMut(u64),
+) -> StoreResult<u64> {
+    let mut w = csv::Writer::from_writer(out);
+    let io = |e: csv::Error| StoreError::Corrupt(format!("writing the export: {e}"));
+    w.write_record(COLUMNS).map_err(io)?;
+    let mut cursor = None;
+    let mut n = 0;
+    while let Some((rows, next)) = q.page(store, cursor).await? {
+        for r in &rows {
+            w.write_record(r).map_err(io)?;
+        }
+        n += rows.len() as u64;
+        progress(n);
+        cursor = next;
+    }
+    w.flush()
+        .map_err(|e| StoreError::Corrupt(format!("writing the export: {e}")))?;
+    Ok(n)
+}
+
+/// Writes the whole export as an XLSX workbook at `path` (constant memory:
+/// rows go to a temporary file as they come).
+pub async fn export_xlsx(
+    store: &Store,
+    q: &ExportQuery,
+    path: &std::path::Path,
+    mut progress: impl FnMut(u64),
+) -> StoreResult<u64> {
+    use rust_xlsxwriter::Workbook;
+    let x =
+        |e: rust_xlsxwriter::XlsxError| StoreError::Corrupt(format!("writing the workbook: {e}"));
+    let mut book = Workbook::new();
+    let sheet = book.add_worksheet_with_constant_memory();
+    sheet.set_name("台账").map_err(x)?;
+    for (c, name) in COLUMNS.iter().enumerate() {
+        sheet.write_string(0, c as u16, *name).map_err(x)?;
+    }
+    let mut cursor = None;
+    let mut n: u64 = 0;
+    while let Some((rows, next)) = q.page(store, cursor).await? {
+        for r in &rows {
+            n += 1;
+            if n >= 1_048_576 {
+                return Err(StoreError::Conflict(
+                    "XLSX holds at most 1,048,575 rows; export CSV or a shorter period".into(),
+                ));
+            }
+            for (c, v) in r.iter().enumerate() {
+                if !v.is_empty() {
+                    // Excel caps a cell at 32,767 characters.
+                    let v: String = v.chars().take(32_767).collect();
+                    sheet.write_string(n as u32, c as u16, v).map_err(x)?;
+                }
+            }
+        }
+        progress(n);
+        cursor = next;
+    }
+    book.save(path).map_err(x)?;
+    Ok(n)
+}
+
+/// What an import did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ImportReport {
+    pub imported: u64,
+    /// Rows whose ticket is already in the database (or earlier in the file).
+    pub existing: u64,
+    /// `(line, reason)` of each row that was not loaded.
+    pub bad: Vec<(u64, String)>,
+    /// `(ticket_no, merged_into ticket_no)` whose target was not loaded yet.
+    pending_merges: Vec<(String, String)>,
+}
+
+/// One parsed, valid row.
+struct Parsed {
+    line: u64,
+    row: ticket::Model,
+    events: Vec<ticket_event::Model>,
+    merged_into_no: Option<String>,
+}
+
+fn parse_time(field: &str, s: &str) -> Result<DateTime<Utc>, String> {
+    DateTime::<FixedOffset>::parse_from_rfc3339(s.trim())
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|_| format!("`{field}` is not an RFC 3339 time: {s:?}"))
+}
+
+fn parse_opt_time(field: &str, s: &str) -> Result<Option<DateTime<Utc>>, String> {
+    if s.trim().is_empty() {
+        Ok(None)
+    } else {
+        parse_time(field, s).map(Some)
+    }
+}
+
+fn parse_enum<T: std::str::FromStr>(field: &str, s: &str) -> Result<String, String> {
+    s.trim()
+        .parse::<T>()
+        .map(|_| s.trim().to_owned())
+        .map_err(|_| format!("`{field}` has an unknown value {s:?}"))
+}
+
+fn parse_opt_enum<T: std::str::FromStr>(field: &str, s: &str) -> Result<Option<String>, String> {
+    if s.trim().is_empty() {
+        Ok(None)
+    } else {
+        parse_enum::<T>(field, s).map(Some)
+    }
+}
+
+fn parse_int<T: std::str::FromStr>(field: &str, s: &str) -> Result<T, String> {
+    s.trim()
+        .parse::<T>()
+        .map_err(|_| format!("`{field}` is not a whole number: {s:?}"))
+}
+
+fn none_if_empty(s: &str) -> Option<String> {
+    (!s.is_empty()).then(|| s.to_owned())
+}
+
+fn parse_row(
+    line: u64,
+    get: &dyn Fn(&str) -> String,
+    departments: &HashSet<String>,
+) -> Result<Parsed, String> {
+    let no = get("ticket_no");
+    if TicketNo::parse(no.trim()).is_none() {
+        return Err(format!("`ticket_no` is not a ticket number: {no:?}"));
+    }
+    let dept = |field: &str, s: &str| -> Result<Option<String>, String> {
+        let s = s.trim();
+        if s.is_empty() {
+            return Ok(None);
+        }
+        if !departments.contains(s) {
+            return Err(format!("`{field}`: unknown department {s:?}"));
+        }
+        Ok(Some(s.to_owned()))
+    };
+    let district = get("district");
+    let district = if district.trim().is_empty() {
+        None
+    } else {
+        Some(
+            DepartmentCode::parse(district.trim())
+                .map_err(|e| format!("`district`: {e}"))?
+                .as_str()
+                .to_owned(),
+        )
+    };
+    let mut co = Vec::new();
+    for d in get("co_departments")
+        .split(';')
+        .filter(|s| !s.trim().is_empty())
+    {
+        co.extend(dept("co_departments", d)?);
+    }
+    let reply_resolved = match get("reply_resolved").trim() {
+        "" => None,
+        "true" => Some(true),
+        "false" => Some(false),
+        other => {
+            return Err(format!(
+                "`reply_resolved` must be true or false, not {other:?}"
+            ));
+        }
+    };
+    let final_dispatch = match get("final_dispatch").trim() {
+        "" | "false" => false,
+        "true" => true,
+        other => {
+            return Err(format!(
+                "`final_dispatch` must be true or false, not {other:?}"
+            ));
+        }
+    };
+    let title = get("title");
+    let content = get("content");
+    if title.trim().is_empty() || content.trim().is_empty() {
+        return Err("`title` and `content` must not be empty".into());
+    }
+    let created_at = parse_time("created_at", &get("created_at"))?;
+    let row = ticket::Model {
+        id: 0,
+        ticket_no: no.trim().to_owned(),
+        query_code: get("query_code"),
+        channel: parse_enum::<Channel>("channel", &get("channel"))?,
+        external_id: none_if_empty(get("external_id").trim()),
+        category: parse_enum::<Category>("category", &get("category"))?,
+        urgency: parse_enum::<Urgency>("urgency", &get("urgency"))?,
+        title,
+        content,
+        citizen_name: none_if_empty(&get("citizen_name")),
+        citizen_phone: none_if_empty(&get("citizen_phone")),
+        address: none_if_empty(&get("address")),
+        district,
+        state: parse_enum::<TicketState>("state", &get("state"))?,
+        resolution: parse_opt_enum::<Resolution>("resolution", &get("resolution"))?,
+        merged_into: None,
+        department: dept("department", &get("department"))?,
+        co_departments: serde_json::to_string(&co).unwrap_or_else(|_| "[]".into()),
+        created_by: get("created_by"),
+        created_at,
+        updated_at: parse_opt_time("updated_at", &get("updated_at"))?.unwrap_or(created_at),
+        dispatched_at: parse_opt_time("dispatched_at", &get("dispatched_at"))?,
+        signed_at: parse_opt_time("signed_at", &get("signed_at"))?,
+        replied_at: parse_opt_time("replied_at", &get("replied_at"))?,
+        closed_at: parse_opt_time("closed_at", &get("closed_at"))?,
+        sign_due_at: parse_opt_time("sign_due_at", &get("sign_due_at"))?,
+        reply_due_at: parse_opt_time("reply_due_at", &get("reply_due_at"))?,
+        next_check_at: None,
+        escalation_level: parse_int::<i16>("escalation_level", &get("escalation_level")).and_then(
+            |l| {
+                (0..=3)
+                    .contains(&l)
+                    .then_some(l)
+                    .ok_or_else(|| "`escalation_level` must be 0–3".to_owned())
+            },
+        )?,
+        rework_count: parse_int("rework_count", &get("rework_count"))?,
+        return_count: parse_int("return_count", &get("return_count"))?,
+        extension_count: parse_int("extension_count", &get("extension_count"))?,
+        final_dispatch,
+        reply_content: none_if_empty(&get("reply_content")),
+        reply_resolved,
+        satisfaction: parse_opt_enum::<Satisfaction>("satisfaction", &get("satisfaction"))?,
+        version: 0,
+    };
+    let history: Vec<Value> = match get("history").trim() {
+        "" => Vec::new(),
+        h => serde_json::from_str(h).map_err(|e| format!("`history` is not a JSON array: {e}"))?,
+    };
+    let mut events = Vec::with_capacity(history.len().max(1));
+    for (i, e) in history.iter().enumerate() {
+        let s = |k: &str| e.get(k).and_then(Value::as_str).map(str::to_owned);
+        let kind = s("kind")
+            .filter(|k| k.parse::<EventKind>().is_ok())
+            .ok_or_else(|| format!("`history`[{i}]: unknown or missing `kind`"))?;
+        let at = parse_time(&format!("history[{i}].at"), &s("at").unwrap_or_default())?;
+        let state = |k: &str| -> Result<Option<String>, String> {
+            match s(k) {
+                None => Ok(None),
+                Some(v) => parse_enum::<TicketState>(&format!("history[{i}].{k}"), &v).map(Some),
+            }
+        };
+        events.push(ticket_event::Model {
+            id: 0,
+            ticket_id: 0,
+            at,
+            actor: s("actor").unwrap_or_else(|| "import".into()),
+            kind,
+            from_state: state("from")?,
+            to_state: state("to")?,
+            department: s("department"),
+            payload: e.get("payload").cloned().unwrap_or(Value::Null).to_string(),
+        });
+    }
+    if events.is_empty() {
+        events.push(ticket_event::Model {
+            id: 0,
+            ticket_id: 0,
+            at: created_at,
+            actor: "import".into(),
+            kind: EventKind::Created.as_str().into(),
+            from_state: None,
+            to_state: Some(TicketState::Registered.as_str().into()),
+            department: None,
+            payload: json!({"ticket_no": row.ticket_no, "imported": true}).to_string(),
+        });
+    }
+    let mut row = row;
+    row.version = events.len() as i32 - 1;
+    let merged = get("merged_into");
+    Ok(Parsed {
+        line,
+        row,
+        events,
+        merged_into_no: none_if_empty(merged.trim()),
+    })
+}
+
+/// Loads a ledger CSV. Rows are checked one by one; valid rows go in
+/// batches, each batch with its figures in one transaction.
+pub async fn import_csv<R: std::io::Read>(
+    store: &Store,
+    rules: &Rules<'_>,
+    input: R,
+    mut progress: impl FnMut(u64),
+) -> StoreResult<ImportReport> {
+    let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(input);
+    let bad_header = |e: String| StoreError::Conflict(format!("the CSV header: {e}"));
+    let header = reader
+        .headers()
+        .map_err(|e| bad_header(e.to_string()))?
+        .clone();
+    let index: HashMap<String, usize> = header
+        .iter()
+        .enumerate()
+        .map(|(i, h)| (h.trim().trim_start_matches('\u{feff}').to_owned(), i))
+        .collect();
+    let missing: Vec<&str> = COLUMNS
+        .iter()
+        .copied()
+        .filter(|c| !index.contains_key(*c))
+        .collect();
+    if !missing.is_empty() {
+        return Err(bad_header(format!(
+            "missing columns {}",
+            missing.join(", ")
+        )));
+    }
+    let departments: HashSet<String> = store
+        .list_departments()
+        .await?
+        .into_iter()
+        .map(|d| d.code)
+        .collect();
+
+    let mut report = ImportReport::default();
+    let mut batch: Vec<Parsed> = Vec::new();
+    let mut seen: HashSet<String> = HashSet::new();
+    let mut rows = 0u64;
+    let mut record = csv::StringRecord::new();
+    loop {
+        let line = reader.position().line() + 1;
+        match reader.read_record(&mut record) {
+            Ok(false) => break,
+            Ok(true) => {}
+            Err(e) => {
+                report.bad.push((line, format!("unreadable CSV: {e}")));
+                continue;
+            }
+        }
+        rows += 1;
+        let line = record.position().map_or(line, |p| p.line());
+        let get = |c: &str| -> String {
+            index
+                .get(c)
+                .and_then(|i| record.get(*i))
+                .unwrap_or_default()
+                .to_owned()
+        };
+        match parse_row(line, &get, &departments) {
+            Ok(p) => {
+                if !seen.insert(identity(&p.row)) {
+                    report.existing += 1;
+                    continue;
+                }
+                batch.push(p);
+            }
+            Err(e) => report.bad.push((line, e)),
+        }
+        if batch.len() >= PAGE as usize {
+            load_batch(store, rules, std::mem::take(&mut batch), &mut report).await?;
+            progress(rows);
+        }
+    }
+    load_batch(store, rules, batch, &mut report).await?;
+    // Merges into tickets that came later in the file.
+    for (no, into) in std::mem::take(&mut report.pending_merges) {
+        let target = ticket::Entity::find()
+            .filter(ticket::Column::TicketNo.eq(into))
+            .one(&store.db)
+            .await?;
+        if let Some(target) = target {
+            ticket::Entity::update_many()
+                .col_expr(
+                    ticket::Column::MergedInto,
+                    sea_orm::sea_query::Expr::value(target.id),
+                )
+                .filter(ticket::Column::TicketNo.eq(no))
+                .exec(&store.db)
+                .await?;
+        }
+    }
+    progress(rows);
+    Ok(report)
+}
+
+/// A row's idempotency key.
+fn identity(t: &ticket::Model) -> String {
+    match &t.external_id {
+        Some(e) => format!("{}\u{1}{e}", t.channel),
+        None => format!("\u{2}{}", t.ticket_no),
+    }
+}
+
+async fn load_batch(
+    store: &Store,
+    rules: &Rules<'_>,
+    batch: Vec<Parsed>,
+    report: &mut ImportReport,
+) -> StoreResult<()> {
+    if batch.is_empty() {
+        return Ok(());
+    }
+    // What exists already: by external id, and by number.
+    let numbers: Vec<String> = batch.iter().map(|p| p.row.ticket_no.clone()).collect();
+    let mut taken: HashMap<String, ticket::Model> = HashMap::new();
+    for t in ticket::Entity::find()
+        .filter(ticket::Column::TicketNo.is_in(numbers))
+        .all(&store.db)
+        .await?
+    {
+        taken.insert(t.ticket_no.clone(), t);
+    }
+    let mut cond = sea_orm::Condition::any();
+    let mut any_external = false;
+    for p in &batch {
+        if let Some(e) = &p.row.external_id {
+            any_external = true;
+            cond = cond.add(
+                sea_orm::Condition::all()
+                    .add(ticket::Column::Channel.eq(p.row.channel.clone()))
+                    .add(ticket::Column::ExternalId.eq(e.clone())),
+            );
+        }
+    }
+    let mut known: HashSet<String> = HashSet::new();
+    if any_external {
+        for t in ticket::Entity::find().filter(cond).all(&store.db).await? {
+            known.insert(identity(&t));
+        }
+    }
+    let merged_nos: Vec<String> = batch
+        .iter()
+        .filter_map(|p| p.merged_into_no.clone())
+        .collect();
+    let mut merged_ids: HashMap<String, i64> = HashMap::new();
+    if !merged_nos.is_empty() {
+        for (id, no) in ticket::Entity::find()
+            .select_only()
+            .column(ticket::Column::Id)
+            .column(ticket::Column::TicketNo)
+            .filter(ticket::Column::TicketNo.is_in(merged_nos))
+            .into_tuple::<(i64, String)>()
+            .all(&store.db)
+            .await?
+        {
+            merged_ids.insert(no, id);
+        }
+    }
+
+    let mut fresh = Vec::new();
+    for p in batch {
+        let key = identity(&p.row);
+        if known.contains(&key) {
+            report.existing += 1;
+            continue;
+        }
+        if let Some(t) = taken.get(&p.row.ticket_no) {
+            if identity(t) == key {
+                report.existing += 1;
+            } else {
+                report.bad.push((
+                    p.line,
+                    format!("`ticket_no` {} belongs to another ticket", p.row.ticket_no),
+                ));
+            }
+            continue;
+        }
+        fresh.push(p);
+    }
+    let ids = store.reserve_ticket_ids(fresh.len()).await?;
+    let mut tickets = Vec::with_capacity(fresh.len());
+    let mut rollup = Rollup::new();
+    let mut sequences: HashMap<(String, String), i64> = HashMap::new();
+    for (p, id) in fresh.into_iter().zip(ids) {
+        let mut row = p.row;
+        row.id = id;
+        row.merged_into = p
+            .merged_into_no
+            .as_ref()
+            .and_then(|no| merged_ids.get(no).copied());
+        if let (None, Some(no)) = (row.merged_into, &p.merged_into_no) {
+            report
+                .pending_merges
+                .push((row.ticket_no.clone(), no.clone()));
+        }
+        let mut domain = to_domain(&row)?;
+        // An open ticket is watched by the sweeper from its next threshold.
+        rules.schedule(&mut domain);
+        row.next_check_at = domain.next_check_at;
+        let events: Vec<ticket_event::Model> = p
+            .events
+            .into_iter()
+            .map(|mut e| {
+                e.ticket_id = id;
+                e
+            })
+            .collect();
+        let history: Vec<HistoryEvent> = events
+            .iter()
+            .map(crate::store::stats::history_event)
+            .collect::<StoreResult<_>>()?;
+        add_facts(
+            &mut rollup,
+            &dims_of(&row),
+            &history_facts(row.created_at, &domain, &history),
+        );
+        // Whoever was ever dispatched the ticket may see it.
+        let mut departments: Vec<(String, &'static str, DateTime<Utc>)> = Vec::new();
+        for e in &history {
+            if e.kind != EventKind::Dispatched {
+                continue;
+            }
+            let mut add = |d: String, role: &'static str| {
+                if !departments.iter().any(|(x, _, _)| *x == d) {
+                    departments.push((d, role, e.at));
+                }
+            };
+            if let Some(d) = e.department.clone() {
+                add(d, "lead");
+            }
+            if let Some(co) = e.payload.get("co_departments").and_then(Value::as_array) {
+                for d in co.iter().filter_map(Value::as_str) {
+                    add(d.to_owned(), "co");
+                }
+            }
+        }
+        if let Some(d) = &row.department
+            && !departments.iter().any(|(x, _, _)| x == d)
+        {
+            departments.push((
+                d.clone(),
+                "lead",
+                row.dispatched_at.unwrap_or(row.created_at),
+            ));
+        }
+        let (day, letter, seq) = (
+            &row.ticket_no[..8],
+            &row.ticket_no[8..9],
+            &row.ticket_no[9..],
+        );
+        let channel = match letter {
+            "H" => Channel::Hotline,
+            "M" => Channel::Mailbox,
+            "W" => Channel::Wenzheng,
+            _ => Channel::Open311,
+        };
+        let seq: i64 = seq.parse().unwrap_or(0);
+        let e = sequences
+            .entry((day.to_owned(), channel.as_str().to_owned()))
+            .or_insert(0);
+        *e = (*e).max(seq);
+        tickets.push(BulkTicket {
+            row,
+            events,
+            departments,
+        });
+    }
+    rollup.retain(|_, c| !c.is_zero());
+    store.bulk_insert(&tickets, &rollup).await?;
+    report.imported += tickets.len() as u64;
+    // Live numbering continues after imported numbers of the same day.
+    let b = store.backend();
+    for ((day, channel), last) in sequences {
+        store
+            .db
+            .execute_raw(Statement::from_string(
+                b,
+                format!(
+                    "INSERT INTO ticket_sequences (day, channel, last) VALUES ('{day}', '{channel}', {last}) \
+                     ON CONFLICT (day, channel) DO UPDATE SET last = CASE WHEN excluded.last > ticket_sequences.last \
+                     THEN excluded.last ELSE ticket_sequences.last END"
+                ),
+            ))
+            .await?;
+    }
+    Ok(())
+}
