@@ -70,6 +70,7 @@ pub struct Settings {
     pub calendar: CalendarSettings,
     pub sla: SlaPolicy,
     pub stats: StatsSettings,
+    pub report: ReportSettings,
     #[serde(skip, default = "default_env")]
     pub env: Environment,
 }
@@ -139,6 +140,12 @@ pub struct AuthSettings {
 pub struct CalendarSettings {
     pub dir: PathBuf,
     pub hours: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ReportSettings {
+    /// Mail last week's bulletin to the leaders every Monday from 08:30.
+    pub weekly: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]

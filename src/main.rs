@@ -39,6 +39,22 @@ enum Command {
     },
     /// Deliver the outbox rows that are due now, then exit.
     Deliver,
+    /// The 通报 (bulletin) of a period's figures: printed, written as text,
+    /// HTML and a PNG chart, and with --mail queued to the leaders.
+    Report {
+        /// First city day (YYYY-MM-DD).
+        #[arg(long)]
+        from: String,
+        /// Day after the last (exclusive).
+        #[arg(long)]
+        to: String,
+        /// Queue the bulletin to every leader through the outbox.
+        #[arg(long)]
+        mail: bool,
+        /// Where the files go (default: <data_dir>/reports).
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
+    },
     /// Export the 台账 (ledger) of tickets created in a period.
     Export(cli::ledger::ExportArgs),
     /// Import a ledger CSV (the export's columns), skipping tickets already
@@ -136,6 +152,15 @@ fn main() -> ExitCode {
                     started.elapsed().as_secs_f64()
                 );
                 Ok(())
+            }
+            Command::Report {
+                from,
+                to,
+                mail,
+                out,
+            } => {
+                let store = startup::open_store(&settings).await?;
+                cli::report(&settings, &store, &from, &to, mail, out).await
             }
             Command::Export(args) => {
                 let store = startup::open_store(&settings).await?;

@@ -195,6 +195,14 @@ impl Application {
             settings.mail.from.clone(),
             Duration::from_secs(settings.mail.deliver_interval),
         ));
+        if settings.report.weekly {
+            tokio::spawn(jobs::bulletin::run(
+                store.clone(),
+                settings.stats.basically_satisfied_counts,
+                settings.data_dir.join("reports"),
+                Duration::from_secs(600),
+            ));
+        }
         let addr = format!("{}:{}", settings.server.host, settings.server.port);
         let listener = TcpListener::bind(&addr).map_err(|source| StartupError::Bind {
             addr: addr.clone(),

@@ -14,6 +14,8 @@ pub enum Audience {
     DepartmentHeads(String),
     /// Every `supervisor` and `leader` (督办).
     SupervisorsAndLeaders,
+    /// Every `leader` (通报).
+    Leaders,
 }
 
 /// The facts a notice needs about a ticket.

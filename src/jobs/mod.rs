@@ -1,5 +1,6 @@
 //! Background work every instance runs: the escalation sweeper and the
 //! outbox delivery worker. Both stay exactly-once through the database.
 
+pub mod bulletin;
 pub mod outbox;
 pub mod sweeper;

@@ -113,6 +113,7 @@ impl Directory {
                 self.users(&["supervisor", "leader"], None)
                     .for_each(&mut add);
             }
+            Audience::Leaders => self.users(&["leader"], None).for_each(&mut add),
         }
         out
     }

@@ -26,6 +26,41 @@ pub struct Backlog {
 }
 
 impl Store {
+    /// Queues `draft` unless a row of the same `kind` exists: one bulletin per
+    /// period however many instances try at once (a transaction-scoped
+    /// advisory lock on PostgreSQL, the single writer on SQLite). True when
+    /// this call queued it.
+    pub async fn queue_once(
+        &self,
+        draft: &super::escalations::OutboxDraft,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        use sea_orm::{ActiveModelTrait, ConnectionTrait, DbBackend, Statement};
+        let w = self.begin_write().await?;
+        if self.backend() == DbBackend::Postgres {
+            w.txn
+                .execute_raw(Statement::from_sql_and_values(
+                    DbBackend::Postgres,
+                    "SELECT pg_advisory_xact_lock(hashtext($1))",
+                    [draft.kind.clone().into()],
+                ))
+                .await?;
+        }
+        let exists = outbox::Entity::find()
+            .filter(outbox::Column::Kind.eq(draft.kind.clone()))
+            .count(&w.txn)
+            .await?
+            > 0;
+        if exists {
+            return Ok(false);
+        }
+        super::escalations::outbox_model(draft, now)
+            .insert(&w.txn)
+            .await?;
+        w.commit().await?;
+        Ok(true)
+    }
+
     /// Claims up to `limit` deliverable rows for `lease`: rows another worker
     /// holds are skipped, and a row whose worker died is free again once its
     /// lease has passed.

@@ -12,6 +12,7 @@ mod intake;
 mod ledger;
 mod lifecycle;
 mod mail;
+mod report;
 mod scoping_and_privacy;
 mod stats;
 mod stream;
