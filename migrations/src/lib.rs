@@ -6,6 +6,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261121_000001_init;
 mod m20261122_000002_outbox_claims;
 pub mod m20261122_000003_stats;
+mod m20261122_000004_stats_months;
 
 pub struct Migrator;
 
@@ -16,6 +17,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000001_init::Migration),
             Box::new(m20261122_000002_outbox_claims::Migration),
             Box::new(m20261122_000003_stats::Migration),
+            Box::new(m20261122_000004_stats_months::Migration),
         ]
     }
 }

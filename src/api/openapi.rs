@@ -237,6 +237,15 @@ pub const OPERATIONS: &[Operation] = &[
     ),
     (
         "get",
+        "/api/v1/export",
+        "台账 of tickets created in [from, to) as CSV (streamed) or XLSX; masked unless unmasked=true&reason= (admins, logged)",
+        "leader, supervisor, dispatcher, admin; dept_head (own department)",
+        None,
+        200,
+        "Export",
+    ),
+    (
+        "get",
         "/api/v1/events/stream",
         "Server-sent events of ticket changes (text/event-stream), scoped; also ?access_token=",
         "any user (department users: their tickets)",
@@ -329,6 +338,21 @@ fn params(path: &str, method: &str) -> Vec<Value> {
                 json!({"type": "string", "enum": ["department", "channel", "category", "district"]}),
             ));
             out.push(q("department", json!({"type": "string", "maxLength": 64})));
+        }
+        ("get", "/api/v1/export") => {
+            let day = json!({"type": "string", "format": "date"});
+            out.push(json!({"name": "from", "in": "query", "required": true, "schema": day}));
+            out.push(json!({"name": "to", "in": "query", "required": true, "schema": day}));
+            out.push(q(
+                "format",
+                json!({"type": "string", "enum": ["csv", "xlsx"]}),
+            ));
+            out.push(q("department", json!({"type": "string", "maxLength": 64})));
+            out.push(q(
+                "unmasked",
+                json!({"type": "string", "enum": ["true", "false"]}),
+            ));
+            out.push(q("reason", json!({"type": "string", "maxLength": 500})));
         }
         ("get", "/api/v1/calendar/due") => {
             out.push(json!({"name": "from", "in": "query", "required": true, "schema": dt}));
@@ -445,6 +469,10 @@ pub fn spec() -> Value {
         let content = match *path {
             "/api/v1/events/stream" => json!({"text/event-stream": {"schema": {"type": "string"}}}),
             "/metrics" => json!({"text/plain": {"schema": {"type": "string"}}}),
+            "/api/v1/export" => json!({
+                "text/csv": {"schema": {"type": "string"}},
+                "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": {"schema": {"type": "string", "format": "binary"}}
+            }),
             _ => {
                 json!({"application/json": {"schema": {"$ref": format!("#/components/schemas/{resp}")}}})
             }

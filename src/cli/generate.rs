@@ -17,9 +17,7 @@ use sea_orm::{ConnectionTrait, DbBackend, Statement};
 
 use crate::config::Settings;
 use crate::domain::calendar::Calendar;
-use crate::domain::figures::{
-    Counts, Dim, Fact, Rollup, TicketDims, day_key, midnight, transition_facts,
-};
+use crate::domain::figures::{Counts, Dim, Fact, Rollup, TicketDims, midnight, transition_facts};
 use crate::domain::lifecycle::{self, Action, EventDraft, Rules, Ticket};
 use crate::domain::simulate::propose;
 use crate::domain::types::{Category, Channel, EventKind, TicketNo, TicketState, Urgency};
@@ -98,10 +96,9 @@ impl FastRollup {
         let values = Dim::ALL.map(|d| self.intern(d.value(dims)));
         for f in facts {
             let dept = self.intern(&f.department);
-            let day = day_key(f.day);
             for (dim, value) in Dim::ALL.into_iter().zip(values) {
                 self.rows
-                    .entry((dim, day, dept, value))
+                    .entry((dim, dim.key_day(f.day), dept, value))
                     .or_default()
                     .add(f.col, f.n);
             }

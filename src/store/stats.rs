@@ -13,7 +13,7 @@ use super::tickets::to_domain;
 use super::{Store, StoreError, StoreResult, ph};
 use crate::domain::figures::{
     Col, Counts, Dim, Fact, GroupBy, HistoryEvent, NCOLS, Period, Rollup, RollupKey, TicketDims,
-    add_facts, day_key, history_facts,
+    add_facts, day_key, history_facts, month_start, next_month,
 };
 
 /// The attributes a ticket's facts are grouped by.
@@ -149,33 +149,71 @@ impl Store {
             }
             v
         };
+        // Whole months come from the monthly slice, the days around them
+        // from the daily one.
+        let monthly = dim.monthly();
+        let (from, to) = (period.from, period.to);
+        let m1 = if month_start(from) == from {
+            from
+        } else {
+            next_month(from)
+        };
+        let m2 = month_start(to);
+        let (head_end, months, tail_start) = if m1 < m2 {
+            (m1, (m1, m2), m2)
+        } else {
+            (to, (to, to), to)
+        };
+        let k = |d| sea_orm::Value::from(day_key(d));
         let in_period = Statement::from_sql_and_values(
             b,
             format!(
-                "SELECT {key}, {} FROM stats_daily WHERE dim = {} AND day >= {} AND day < {}{} GROUP BY {group}",
+                "SELECT {key}, {} FROM stats_daily WHERE \
+                 ((dim = {} AND ((day >= {} AND day < {}) OR (day >= {} AND day < {}))) \
+                 OR (dim = {} AND day >= {} AND day < {})){} GROUP BY {group}",
                 sums.join(", "),
                 ph(b, 1),
                 ph(b, 2),
                 ph(b, 3),
-                scope(4),
+                ph(b, 4),
+                ph(b, 5),
+                ph(b, 6),
+                ph(b, 7),
+                ph(b, 8),
+                scope(9),
             ),
             with_scope(vec![
                 dim.as_str().into(),
-                day_key(period.from).into(),
-                day_key(period.to).into(),
+                k(from),
+                k(head_end),
+                k(tail_start),
+                k(to),
+                monthly.as_str().into(),
+                k(months.0),
+                k(months.1),
             ]),
         );
-        // 超期未办 at `to` sums every day before it.
+        // 超期未办 at `to` sums every day before it: the months before
+        // `to`'s month, then its days.
         let overdue = Statement::from_sql_and_values(
             b,
             format!(
-                "SELECT {key}, CAST(SUM(overdue_delta) AS BIGINT) FROM stats_daily \
-                 WHERE dim = {} AND day < {}{} GROUP BY {group}",
+                "SELECT {key}, CAST(SUM(overdue_delta) AS BIGINT) FROM stats_daily WHERE \
+                 ((dim = {} AND day >= {} AND day < {}) OR (dim = {} AND day < {})){} GROUP BY {group}",
                 ph(b, 1),
                 ph(b, 2),
-                scope(3),
+                ph(b, 3),
+                ph(b, 4),
+                ph(b, 5),
+                scope(6),
             ),
-            with_scope(vec![dim.as_str().into(), day_key(period.to).into()]),
+            with_scope(vec![
+                dim.as_str().into(),
+                k(m2),
+                k(to),
+                monthly.as_str().into(),
+                k(m2),
+            ]),
         );
         let (rows, prefix) = futures_util::future::try_join(
             self.db.query_all_raw(in_period),
@@ -195,12 +233,13 @@ impl Store {
                 c.add(*col, r.try_get_by_index::<Option<i64>>(j)?.unwrap_or(0));
                 j += 1;
             }
-            out.entry(k).or_default().0 = c;
+            // The city's rows come grouped by slice (daily, monthly): add up.
+            out.entry(k).or_default().0.merge(&c);
         }
         for r in prefix {
             let k: String = r.try_get_by_index(0)?;
             let n = r.try_get_by_index::<Option<i64>>(1)?.unwrap_or(0);
-            out.entry(k).or_default().1 = n;
+            out.entry(k).or_default().1 += n;
         }
         if group_by.is_none() {
             out.entry(String::new()).or_default();

@@ -192,7 +192,7 @@ fn check_store(backend: Backend, seed: u64, checks: &[(u64, u64, usize, bool)]) 
             assert_eq!(
                 got,
                 query_rollup(&raw, period, group_by, only),
-                "seed {seed}"
+                "seed {seed}, {period:?}, {group_by:?}, {only:?}"
             );
         }
 
