@@ -83,6 +83,9 @@ impl Store {
             .connect_timeout(Duration::from_secs(5))
             .acquire_timeout(Duration::from_secs(10))
             .sqlx_logging(false);
+        // JIT compilation costs more than it saves on the short queries a
+        // ticket service runs (it once took half a second per export page).
+        opt.map_sqlx_postgres_opts(|o| o.options([("jit", "off")]));
         opt.map_sqlx_sqlite_opts(|o| {
             o.journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal)
@@ -97,7 +100,7 @@ impl Store {
                 .connect_timeout(Duration::from_secs(5))
                 .acquire_timeout(Duration::from_secs(10))
                 .sqlx_logging(false);
-            opt.map_sqlx_postgres_opts(|o| o.options([("synchronous_commit", "off")]));
+            opt.map_sqlx_postgres_opts(|o| o.options([("synchronous_commit", "off"), ("jit", "off")]));
             Some(Database::connect(opt).await?)
         } else {
             None
