@@ -214,8 +214,8 @@ fn row(
     unmasked: bool,
 ) -> Vec<String> {
     let co: Vec<String> = serde_json::from_str(&t.co_departments).unwrap_or_default();
-    // The events as a JSON array, each stored payload embedded as it is
-    // (it is JSON already): no parse and re-serialise per event.
+    // The events as a JSON array, written directly rather than through a
+    // `Value` per event.
     let mut history = String::with_capacity(events.len() * 256 + 2);
     history.push('[');
     for (i, e) in events.iter().enumerate() {
@@ -226,11 +226,11 @@ fn row(
             v.as_deref()
                 .map_or_else(|| "null".to_owned(), |s| Value::from(s).to_string())
         };
-        let payload = if e.payload.trim().is_empty() {
-            "null"
-        } else {
-            e.payload.as_str()
-        };
+        // Payloads are written in one canonical form (sorted keys, compact),
+        // whichever database and statement stored them.
+        let payload = serde_json::from_str::<Value>(&e.payload)
+            .unwrap_or(Value::Null)
+            .to_string();
         let _ = write!(
             history,
             "{{\"at\":\"{}\",\"actor\":{},\"kind\":{},\"from\":{},\"to\":{},\"department\":{},\"payload\":{}}}",

@@ -100,7 +100,9 @@ impl Store {
                 .connect_timeout(Duration::from_secs(5))
                 .acquire_timeout(Duration::from_secs(10))
                 .sqlx_logging(false);
-            opt.map_sqlx_postgres_opts(|o| o.options([("synchronous_commit", "off"), ("jit", "off")]));
+            opt.map_sqlx_postgres_opts(|o| {
+                o.options([("synchronous_commit", "off"), ("jit", "off")])
+            });
             Some(Database::connect(opt).await?)
         } else {
             None

@@ -93,7 +93,20 @@ fn round_trip(backend: Backend) {
         let back = String::from_utf8(export_all(&b).await).unwrap();
         let sent = String::from_utf8(csv.clone()).unwrap();
         for (x, y) in back.lines().zip(sent.lines()) {
-            assert_eq!(x, y);
+            if x != y {
+                let at = x.chars().zip(y.chars()).take_while(|(a, b)| a == b).count();
+                let near = |s: &str| {
+                    s.chars()
+                        .skip(at.saturating_sub(80))
+                        .take(160)
+                        .collect::<String>()
+                };
+                panic!(
+                    "export after import differs at char {at}:\n{}\n{}",
+                    near(x),
+                    near(y)
+                );
+            }
         }
         assert_eq!(back.lines().count(), sent.lines().count());
 
