@@ -36,13 +36,7 @@ pub async fn export(
     state: web::Data<AppState>,
     q: web::Query<ExportParams>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require(&[
-        Role::Leader,
-        Role::Supervisor,
-        Role::Dispatcher,
-        Role::Admin,
-        Role::DeptHead,
-    ])?;
+    caller.require(super::stats::READERS)?;
     let q = q.into_inner();
     let mut errors = Vec::new();
     let period = match (q.from.as_deref(), q.to.as_deref()) {
@@ -81,20 +75,7 @@ pub async fn export(
         .as_deref()
         .map(str::trim)
         .filter(|d| !d.is_empty());
-    let department = if caller.role == Role::DeptHead {
-        let own = caller
-            .department
-            .clone()
-            .ok_or_else(|| ApiError::forbidden("no department"))?;
-        if asked.is_some_and(|d| d != own) {
-            return Err(ApiError::forbidden(
-                "a dept_head exports only their own department",
-            ));
-        }
-        Some(own)
-    } else {
-        asked.map(str::to_owned)
-    };
+    let department = super::stats::department_scope(&caller, asked)?;
     if unmasked {
         state
             .store

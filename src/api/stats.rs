@@ -24,13 +24,7 @@ pub fn parse_query(
     caller: &Caller,
     q: &StatsQuery,
 ) -> Result<(Period, Option<GroupBy>, Option<String>), ApiError> {
-    caller.require(&[
-        Role::Leader,
-        Role::Supervisor,
-        Role::Dispatcher,
-        Role::Admin,
-        Role::DeptHead,
-    ])?;
+    caller.require(READERS)?;
     let mut errors = Vec::new();
     let (from, to) = (q.from.as_deref(), q.to.as_deref());
     if from.is_none() {
@@ -58,20 +52,34 @@ pub fn parse_query(
     let Some(period) = period.filter(|_| errors.is_empty()) else {
         return Err(ApiError::validation_many(errors));
     };
-    let department = if caller.role == Role::DeptHead {
-        let own = caller.department.clone().ok_or_else(|| {
-            ApiError::forbidden("a dept_head without a department sees no figures")
-        })?;
-        if asked.is_some_and(|d| d != own) {
-            return Err(ApiError::forbidden(
-                "a dept_head sees only their own department's figures",
-            ));
-        }
-        Some(own)
-    } else {
-        asked.map(str::to_owned)
-    };
-    Ok((period, group_by, department))
+    Ok((period, group_by, department_scope(caller, asked)?))
+}
+
+/// The roles that read figures and the 台账.
+pub const READERS: &[Role] = &[
+    Role::Leader,
+    Role::Supervisor,
+    Role::Dispatcher,
+    Role::Admin,
+    Role::DeptHead,
+];
+
+/// The department a figures reader is limited to: a dept_head's own (asking
+/// for another is 403), else the one asked for, if any.
+pub fn department_scope(caller: &Caller, asked: Option<&str>) -> Result<Option<String>, ApiError> {
+    if caller.role != Role::DeptHead {
+        return Ok(asked.map(str::to_owned));
+    }
+    let own = caller
+        .department
+        .clone()
+        .ok_or_else(|| ApiError::forbidden("a dept_head without a department sees nothing here"))?;
+    if asked.is_some_and(|d| d != own) {
+        return Err(ApiError::forbidden(
+            "a dept_head sees only their own department",
+        ));
+    }
+    Ok(Some(own))
 }
 
 pub async fn stats(

@@ -6,46 +6,18 @@
 //!   tickets and their changes by the wording of DESIGN.md.
 
 use std::collections::BTreeMap;
-use std::path::Path;
-use std::sync::LazyLock;
 
-use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
 use proptest::prelude::*;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use super::*;
-use crate::domain::calendar::{Calendar, parse_hours};
-use crate::domain::lifecycle::{Action, Actor, Rules, apply};
+use crate::domain::lifecycle::{Action, Actor, apply};
 use crate::domain::simulate::propose;
-use crate::domain::sla::SlaPolicy;
 use crate::domain::types::{Category, Role, TicketState, Urgency};
 
-static CALENDAR: LazyLock<Calendar> = LazyLock::new(|| {
-    let hours = parse_hours("08:30-12:00,14:00-17:30").expect("office hours");
-    Calendar::load_dir(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("config/holidays"),
-        hours,
-    )
-    .expect("config/holidays loads")
-});
-
-static POLICY: LazyLock<SlaPolicy> = LazyLock::new(SlaPolicy::default);
-
-fn rules() -> Rules<'static> {
-    Rules {
-        calendar: &CALENDAR,
-        sla: &POLICY,
-    }
-}
-
-fn at(y: i32, m: u32, d: u32, h: u32, min: u32) -> DateTime<Utc> {
-    city_tz()
-        .with_ymd_and_hms(y, m, d, h, min, 0)
-        .single()
-        .expect("valid local time")
-        .with_timezone(&Utc)
-}
+use crate::domain::testkit::{at, rules};
 
 fn date(y: i32, m: u32, d: u32) -> NaiveDate {
     NaiveDate::from_ymd_opt(y, m, d).expect("valid date")

@@ -2,16 +2,12 @@
 //! one unit test per rule, then property tests over random action sequences on the real
 //! 2026 holiday calendar.
 
-use std::path::Path;
-use std::sync::LazyLock;
-
-use chrono::{DateTime, Datelike, NaiveTime, TimeDelta, TimeZone, Utc};
+use chrono::{DateTime, Datelike, NaiveTime, TimeDelta, Utc};
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 
 use super::*;
-use crate::domain::calendar::{Calendar, WorkingDuration, city_tz, parse_hours};
-use crate::domain::sla::SlaPolicy;
+use crate::domain::calendar::{WorkingDuration, city_tz};
 use crate::domain::types::{
     Category, EventKind, Resolution, Role, Satisfaction, TicketState, Urgency,
 };
@@ -20,23 +16,7 @@ use crate::domain::types::{
 // Fixtures
 // ---------------------------------------------------------------------------------------------
 
-static CALENDAR: LazyLock<Calendar> = LazyLock::new(|| {
-    let hours = parse_hours("08:30-12:00,14:00-17:30").expect("office hours");
-    Calendar::load_dir(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("config/holidays"),
-        hours,
-    )
-    .expect("config/holidays loads")
-});
-
-static POLICY: LazyLock<SlaPolicy> = LazyLock::new(SlaPolicy::default);
-
-fn rules() -> Rules<'static> {
-    Rules {
-        calendar: &CALENDAR,
-        sla: &POLICY,
-    }
-}
+use crate::domain::testkit::{CALENDAR, POLICY, at, rules};
 
 fn max_returns() -> i32 {
     POLICY.max_returns as i32
@@ -48,15 +28,6 @@ fn max_extensions() -> i32 {
 
 fn max_reworks() -> i32 {
     POLICY.max_reworks as i32
-}
-
-/// An instant given on the city's wall clock (UTC+08:00).
-fn at(y: i32, m: u32, d: u32, h: u32, min: u32) -> DateTime<Utc> {
-    city_tz()
-        .with_ymd_and_hms(y, m, d, h, min, 0)
-        .single()
-        .expect("valid local time")
-        .with_timezone(&Utc)
 }
 
 /// Wednesday 2026-09-30 10:00 +08:00, the day before the National Day holiday.

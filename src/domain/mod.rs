@@ -10,4 +10,6 @@ pub mod lifecycle;
 pub mod notify;
 pub mod simulate;
 pub mod sla;
+#[cfg(test)]
+pub(crate) mod testkit;
 pub mod types;
