@@ -7,6 +7,7 @@ mod m20261121_000001_init;
 mod m20261122_000002_outbox_claims;
 pub mod m20261122_000003_stats;
 mod m20261122_000004_stats_months;
+mod m20261122_000005_stats_shards;
 
 pub struct Migrator;
 
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000002_outbox_claims::Migration),
             Box::new(m20261122_000003_stats::Migration),
             Box::new(m20261122_000004_stats_months::Migration),
+            Box::new(m20261122_000005_stats_shards::Migration),
         ]
     }
 }

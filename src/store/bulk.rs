@@ -327,7 +327,7 @@ impl Store {
                 .collect();
             exec(format!(
                 "INSERT INTO stats_daily ({0}) SELECT {0} FROM stats_load ORDER BY dim, day, department, value \
-                 ON CONFLICT (dim, day, department, value) DO UPDATE SET {1}",
+                 ON CONFLICT (dim, day, department, value, shard) DO UPDATE SET {1}",
                 cols.join(", "),
                 sets.join(", ")
             ))

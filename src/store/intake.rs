@@ -28,7 +28,7 @@ impl Intake {
     pub fn start(store: Store, writers: usize) -> Intake {
         let (tx, rx) = mpsc::channel::<Job>(8192);
         let rx = Arc::new(Mutex::new(rx));
-        for _ in 0..writers.max(1) {
+        for writer in 0..writers.max(1) {
             let rx = rx.clone();
             let store = store.clone();
             tokio::spawn(async move {
@@ -49,7 +49,9 @@ impl Intake {
                     }
                     let (appeals, replies): (Vec<_>, Vec<_>) =
                         batch.into_iter().map(|j| (j.appeal, j.reply)).unzip();
-                    let results = store.create_tickets(&appeals, crate::store::now()).await;
+                    let results = store
+                        .create_tickets_on(&appeals, crate::store::now(), writer as i16 + 1)
+                        .await;
                     for (r, reply) in results.into_iter().zip(replies) {
                         // The requester may have gone away; the ticket stands.
                         let _ = reply.send(r);

@@ -37,7 +37,7 @@ fn dim_from(s: &str) -> Option<Dim> {
     Dim::ALL.into_iter().find(|d| d.as_str() == s)
 }
 
-/// Rows per upsert statement: 21 parameters each stays far below both
+/// Rows per upsert statement: 22 parameters each stays far below both
 /// databases' limits.
 const UPSERT_CHUNK: usize = 1000;
 
@@ -48,20 +48,21 @@ pub(crate) fn upsert_statement(
     backend: DbBackend,
     rows: &[(&RollupKey, &Counts)],
     first: usize,
+    shard: i16,
 ) -> (String, Vec<sea_orm::Value>) {
     let cols: Vec<&str> = Col::ALL.iter().map(|c| c.name()).collect();
     let mut sql = format!(
-        "INSERT INTO stats_daily (dim, day, department, value, {}) VALUES ",
+        "INSERT INTO stats_daily (dim, day, department, value, shard, {}) VALUES ",
         cols.join(", ")
     );
-    let mut values: Vec<sea_orm::Value> = Vec::with_capacity(rows.len() * (4 + NCOLS));
+    let mut values: Vec<sea_orm::Value> = Vec::with_capacity(rows.len() * (5 + NCOLS));
     let mut n = first;
     for (i, ((dim, day, dept, value), counts)) in rows.iter().enumerate() {
         if i > 0 {
             sql.push_str(", ");
         }
         sql.push('(');
-        for j in 0..4 + NCOLS {
+        for j in 0..5 + NCOLS {
             if j > 0 {
                 sql.push_str(", ");
             }
@@ -73,9 +74,10 @@ pub(crate) fn upsert_statement(
         values.push((*day).into());
         values.push(dept.clone().into());
         values.push(value.clone().into());
+        values.push(shard.into());
         values.extend(counts.0.iter().map(|v| sea_orm::Value::from(*v)));
     }
-    sql.push_str(" ON CONFLICT (dim, day, department, value) DO UPDATE SET ");
+    sql.push_str(" ON CONFLICT (dim, day, department, value, shard) DO UPDATE SET ");
     let sets: Vec<String> = cols
         .iter()
         .map(|c| format!("{c} = stats_daily.{c} + excluded.{c}"))
@@ -89,7 +91,7 @@ pub(crate) async fn write_rollup<C: ConnectionTrait>(c: &C, rollup: &Rollup) -> 
     let rows: Vec<_> = rollup.iter().filter(|(_, v)| !v.is_zero()).collect();
     let b = c.get_database_backend();
     for chunk in rows.chunks(UPSERT_CHUNK) {
-        let (sql, values) = upsert_statement(b, chunk, 1);
+        let (sql, values) = upsert_statement(b, chunk, 1, 0);
         c.execute_raw(Statement::from_sql_and_values(b, sql, values))
             .await?;
     }
@@ -270,18 +272,17 @@ impl Store {
             for (j, col) in Col::ALL.iter().enumerate() {
                 c.add(*col, r.try_get_by_index::<i64>(4 + j)?);
             }
-            if !c.is_zero() {
-                out.insert(
-                    (
-                        dim,
-                        r.try_get_by_index(1)?,
-                        r.try_get_by_index(2)?,
-                        r.try_get_by_index(3)?,
-                    ),
-                    c,
-                );
-            }
+            // Shards of one key add up.
+            out.entry((
+                dim,
+                r.try_get_by_index(1)?,
+                r.try_get_by_index(2)?,
+                r.try_get_by_index(3)?,
+            ))
+            .or_default()
+            .merge(&c);
         }
+        out.retain(|_, c| !c.is_zero());
         Ok(out)
     }
 

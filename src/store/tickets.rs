@@ -327,6 +327,7 @@ async fn insert_with_created_events_pg(
     db: &sea_orm::DatabaseConnection,
     models: Vec<ticket::ActiveModel>,
     rollup: &Rollup,
+    shard: i16,
 ) -> StoreResult<Vec<ticket::Model>> {
     use sea_orm::{FromQueryResult, QueryTrait};
     let mut insert = ticket::Entity::insert_many(models).into_query();
@@ -334,8 +335,12 @@ async fn insert_with_created_events_pg(
     let (sql, mut values) = insert.build(sea_orm::sea_query::PostgresQueryBuilder);
     // The intake figures go into the rollups in the same statement.
     let rows: Vec<_> = rollup.iter().collect();
-    let (stats_sql, stats_values) =
-        super::stats::upsert_statement(sea_orm::DbBackend::Postgres, &rows, values.0.len() + 1);
+    let (stats_sql, stats_values) = super::stats::upsert_statement(
+        sea_orm::DbBackend::Postgres,
+        &rows,
+        values.0.len() + 1,
+        shard,
+    );
     values.0.extend(stats_values);
     let sql = format!(
         "WITH t AS ({sql}), e AS (\
@@ -366,12 +371,24 @@ impl Store {
         items: &[NewAppeal],
         now: DateTime<Utc>,
     ) -> Vec<StoreResult<Created>> {
-        match self.create_batch(items, now).await {
+        self.create_tickets_on(items, now, 0).await
+    }
+
+    /// As [`Store::create_tickets`], adding the intake figures to rollup
+    /// shard `shard`: each intake writer has its own, so concurrent batches
+    /// never wait on one another's rollup rows.
+    pub async fn create_tickets_on(
+        &self,
+        items: &[NewAppeal],
+        now: DateTime<Utc>,
+        shard: i16,
+    ) -> Vec<StoreResult<Created>> {
+        match self.create_batch(items, now, shard).await {
             Ok(v) => v.into_iter().map(Ok).collect(),
             Err(_) if items.len() > 1 => {
                 let mut out = Vec::with_capacity(items.len());
                 for it in items {
-                    out.push(self.create_one(it, now).await);
+                    out.push(self.create_one(it, now, shard).await);
                 }
                 out
             }
@@ -379,8 +396,16 @@ impl Store {
         }
     }
 
-    async fn create_one(&self, it: &NewAppeal, now: DateTime<Utc>) -> StoreResult<Created> {
-        match self.create_batch(std::slice::from_ref(it), now).await {
+    async fn create_one(
+        &self,
+        it: &NewAppeal,
+        now: DateTime<Utc>,
+        shard: i16,
+    ) -> StoreResult<Created> {
+        match self
+            .create_batch(std::slice::from_ref(it), now, shard)
+            .await
+        {
             Ok(mut v) => v.pop().ok_or(StoreError::NotFound),
             Err(e) => self.recover_one(it, e).await,
         }
@@ -416,6 +441,7 @@ impl Store {
         &self,
         items: &[NewAppeal],
         now: DateTime<Utc>,
+        shard: i16,
     ) -> StoreResult<Vec<Created>> {
         // On PostgreSQL the look-up and the numbers are taken first, in their
         // own statements, so the sequence row is locked only for a moment;
@@ -494,7 +520,7 @@ impl Store {
             _ if models.is_empty() => Vec::new(),
             None => {
                 let rollup = creation_rollup(fresh.iter().map(|i| &items[*i]), now);
-                insert_with_created_events_pg(&self.db, models, &rollup).await?
+                insert_with_created_events_pg(&self.db, models, &rollup, shard).await?
             }
             Some(w) => {
                 ticket::Entity::insert_many(models)
