@@ -27,6 +27,16 @@ pub const ERROR_CODES: &[(&str, u16, &str)] = &[
         401,
         "no valid bearer token (or wrong username/password)",
     ),
+    (
+        "invalid_signature",
+        401,
+        "a signed channel request without a valid signature",
+    ),
+    (
+        "stale_request",
+        401,
+        "a signed channel request more than 300 s from the server's clock",
+    ),
     ("forbidden", 403, "the caller's role may not do this"),
     (
         "not_found",

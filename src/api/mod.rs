@@ -2,6 +2,7 @@
 //! request into problem+json with a stable `code`.
 
 pub mod auth;
+pub mod channels;
 pub mod error;
 pub mod export;
 pub mod misc;
@@ -174,6 +175,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 )
                 .service(resource("/calendar/due").route(get().to(misc::due)))
                 .service(resource("/stats").route(get().to(stats::stats)))
+                .service(
+                    resource("/channels/wenzheng/appeals").route(post().to(channels::wenzheng)),
+                )
                 .service(resource("/export").route(get().to(export::export)))
                 .service(resource("/events/stream").route(get().to(stream::stream)))
                 .service(resource("/access-log").route(get().to(tickets::access_log)))

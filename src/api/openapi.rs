@@ -236,6 +236,15 @@ pub const OPERATIONS: &[Operation] = &[
         "Stats",
     ),
     (
+        "post",
+        "/api/v1/channels/wenzheng/appeals",
+        "问政江西 push: a post signed with X-Wenzheng-Timestamp and X-Wenzheng-Signature (HMAC-SHA256 over timestamp.body); 201 new, 200 already registered (same post_id)",
+        "the platform (signature, no token)",
+        Some("WenzhengPost"),
+        201,
+        "WenzhengReceipt",
+    ),
+    (
         "get",
         "/api/v1/export",
         "台账 of tickets created in [from, to) as CSV (streamed) or XLSX; masked unless unmasked=true&reason= (admins, logged)",
@@ -433,6 +442,11 @@ fn schemas() -> Value {
         "AccessLogEntry": {"type": "object", "properties": {"id": {"type": "integer"}, "at": dt, "username": str_, "role": str_, "ticket_id": {"type": ["integer", "null"]}, "action": str_, "reason": str_}},
         "PublicTicket": {"type": "object", "properties": {"ticket_no": str_, "state": {"$ref": "#/components/schemas/TicketState"}, "resolution": strn, "category": str_, "department": strn, "created_at": dt, "dispatched_at": dtn, "reply_due_at": dtn, "replied_at": dtn, "closed_at": dtn, "reply": strn}},
         "Due": {"type": "object", "required": ["from", "due_at"], "properties": {"from": dt, "due_at": dt}},
+        "WenzhengPost": {"type": "object", "required": ["post_id", "title", "content", "poster", "region", "posted_at"], "properties": {
+            "post_id": {"type": "string", "minLength": 1, "maxLength": 128}, "title": str_, "content": str_,
+            "poster": {"type": "object", "required": ["nickname"], "properties": {"nickname": str_, "phone": strn}},
+            "region": str_, "posted_at": dt, "attachments": {"type": "array", "items": str_}}},
+        "WenzhengReceipt": {"type": "object", "properties": {"id": {"type": "integer"}, "ticket_no": str_, "post_id": str_, "state": str_}},
         "Count": {"type": "object", "required": ["numerator"], "properties": {"numerator": {"type": "integer"}}},
         "Rate": {"type": "object", "required": ["numerator", "denominator", "rate"], "properties": {
             "numerator": {"type": "integer"}, "denominator": {"type": "integer"},

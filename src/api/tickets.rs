@@ -36,17 +36,7 @@ pub async fn create(
     let created = state.intake.submit(appeal).await?;
     let now = crate::store::now();
     if created.created {
-        let t = &created.ticket;
-        let ev = BusEvent {
-            ticket_id: t.id,
-            ticket_no: t.ticket_no.clone(),
-            kind: EventKind::Created.as_str().to_owned(),
-            state: t.state.clone(),
-            departments: Vec::new(),
-            escalation_level: 0,
-            at: now,
-        };
-        state.bus.publish(&ev).await;
+        announce_created(&state, &created.ticket, now).await;
     }
     let view = ticket_view_with(&created.ticket, true, true, now);
     Ok(if created.created {
@@ -54,6 +44,24 @@ pub async fn create(
     } else {
         HttpResponse::Ok().json(view)
     })
+}
+
+/// Tells live clients of every instance about a new ticket.
+pub async fn announce_created(
+    state: &AppState,
+    t: &ticket::Model,
+    now: chrono::DateTime<chrono::Utc>,
+) {
+    let ev = BusEvent {
+        ticket_id: t.id,
+        ticket_no: t.ticket_no.clone(),
+        kind: EventKind::Created.as_str().to_owned(),
+        state: t.state.clone(),
+        departments: Vec::new(),
+        escalation_level: 0,
+        at: now,
+    };
+    state.bus.publish(&ev).await;
 }
 
 #[derive(Deserialize)]

@@ -13,3 +13,4 @@ pub mod sla;
 #[cfg(test)]
 pub(crate) mod testkit;
 pub mod types;
+pub mod wenzheng;

@@ -6,6 +6,7 @@ mod helpers;
 mod auth_and_users;
 mod bad_input;
 mod calendar_and_public;
+mod channels;
 mod demo;
 mod escalation;
 mod intake;
