@@ -27,28 +27,15 @@ fn post_body(post_id: &str) -> Vec<u8> {
 async fn push(app: &TestApp, ts: i64, body: Vec<u8>, signature: Option<String>) -> Resp {
     let stamp = ts.to_string();
     let sig = signature.unwrap_or_else(|| hotline::domain::wenzheng::sign(SECRET, &stamp, &body));
-    let res = app
-        .client
-        .post(app.url(PATH))
-        .insert_header(("content-type", "application/json"))
-        .insert_header(("X-Wenzheng-Timestamp", stamp))
-        .insert_header(("X-Wenzheng-Signature", sig))
-        .send_body(body)
-        .await;
-    let mut res = res.expect("sent");
-    let status = res.status().as_u16();
-    let content_type = res
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
-    let bytes = res.body().await.expect("body");
-    Resp {
-        status,
-        content_type,
-        body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    }
+    app.post_with_headers(
+        PATH,
+        &[
+            ("X-Wenzheng-Timestamp", stamp),
+            ("X-Wenzheng-Signature", sig),
+        ],
+        body,
+    )
+    .await
 }
 
 async fn wenzheng_app(backend: Backend) -> Option<TestApp> {

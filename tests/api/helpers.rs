@@ -269,6 +269,24 @@ impl TestApp {
         self.finish(req.send_body(body).await).await
     }
 
+    /// POST a JSON body (raw bytes) with extra headers and no token, as an
+    /// outside system such as a signed channel push would.
+    pub async fn post_with_headers(
+        &self,
+        path: &str,
+        headers: &[(&str, String)],
+        body: Vec<u8>,
+    ) -> Resp {
+        let mut req = self
+            .client
+            .post(self.url(path))
+            .insert_header(("content-type", "application/json"));
+        for (name, value) in headers {
+            req = req.insert_header((*name, value.clone()));
+        }
+        self.finish(req.send_body(body).await).await
+    }
+
     pub async fn login(&self, username: &str, password: &str) -> String {
         let r = self
             .post(
