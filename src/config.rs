@@ -66,6 +66,7 @@ pub struct Settings {
     pub sweep: SweepSettings,
     pub channels: ChannelSettings,
     pub open311: Open311Settings,
+    pub mailbox: MailboxSettings,
     pub auth: AuthSettings,
     pub calendar: CalendarSettings,
     pub sla: SlaPolicy,
@@ -129,6 +130,23 @@ pub struct WenzhengSettings {
 #[derive(Debug, Clone, Deserialize)]
 pub struct Open311Settings {
     pub api_key: String,
+}
+
+/// The public mailbox's abuse control. A limit of N per period lets N
+/// through at once, then one more every period / N (GCRA); 0 turns it off.
+#[derive(Debug, Clone, Deserialize)]
+pub struct MailboxSettings {
+    pub per_phone_per_minute: u32,
+    pub per_phone_per_day: u32,
+    pub per_address_per_minute: u32,
+    pub per_address_per_day: u32,
+    /// Largest accepted body; bigger is 413 `payload_too_large`.
+    pub max_body_bytes: usize,
+    /// Empty: the TCP peer is the client. Else a header the proxy in front
+    /// sets (its last comma-separated entry counts).
+    pub client_ip_header: String,
+    /// Redis key prefix of the shared counters.
+    pub redis_prefix: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -268,7 +286,7 @@ impl Settings {
         if self.sla.max_extension_days == 0 {
             return Err(invalid("sla.max_extension_days", "must be at least 1"));
         }
-        Ok(())
+        self.mailbox.validate()
     }
 
     /// The database URL in force: the configured one, or SQLite in `data_dir`.
@@ -308,6 +326,60 @@ impl Settings {
             .map_err(|e| invalid("calendar.dir", e.to_string()))?;
             Calendar::new(hours, years).map_err(|e| invalid("calendar.dir", e.to_string()))
         }
+    }
+}
+
+impl MailboxSettings {
+    fn validate(&self) -> Result<(), ConfigError> {
+        const MAX_RATE: u32 = 1_000_000;
+        for (key, minute, day) in [
+            ("phone", self.per_phone_per_minute, self.per_phone_per_day),
+            (
+                "address",
+                self.per_address_per_minute,
+                self.per_address_per_day,
+            ),
+        ] {
+            for (window, n) in [("minute", minute), ("day", day)] {
+                if n > MAX_RATE {
+                    return Err(invalid(
+                        &format!("mailbox.per_{key}_per_{window}"),
+                        format!("must be 0 (no limit) to {MAX_RATE}"),
+                    ));
+                }
+            }
+            if minute > 0 && day > 0 && day < minute {
+                return Err(invalid(
+                    &format!("mailbox.per_{key}_per_day"),
+                    format!("must be 0 (no limit) or at least per_{key}_per_minute ({minute})"),
+                ));
+            }
+        }
+        // The API's own cap on every body (`api::MAX_BODY`) is 1 MiB.
+        if !(1024..=1024 * 1024).contains(&self.max_body_bytes) {
+            return Err(invalid(
+                "mailbox.max_body_bytes",
+                "must be 1024 to 1048576 (bytes)",
+            ));
+        }
+        let header = &self.client_ip_header;
+        if !header
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(invalid(
+                "mailbox.client_ip_header",
+                "must be empty or a header name such as X-Real-IP",
+            ));
+        }
+        let prefix = &self.redis_prefix;
+        if prefix.is_empty() || prefix.len() > 100 || prefix.chars().any(char::is_whitespace) {
+            return Err(invalid(
+                "mailbox.redis_prefix",
+                "must be 1–100 characters without spaces",
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -357,5 +429,25 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("server.port"), "{err}");
+    }
+
+    #[test]
+    fn mailbox_limits_are_checked() {
+        let s = Settings::load_from(&dir(), Environment::Test, &[]).unwrap();
+        assert_eq!(s.mailbox.per_phone_per_minute, 5);
+        assert_eq!(s.mailbox.per_phone_per_day, 20);
+        for (key, value) in [
+            ("mailbox.per_phone_per_minute", "-1"),
+            ("mailbox.per_phone_per_day", "3"),
+            ("mailbox.per_address_per_minute", "many"),
+            ("mailbox.max_body_bytes", "10"),
+            ("mailbox.client_ip_header", "X Real IP"),
+            ("mailbox.redis_prefix", ""),
+        ] {
+            let err = Settings::load_from(&dir(), Environment::Test, &[(key, value)])
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(key), "{key}={value}: {err}");
+        }
     }
 }

@@ -193,6 +193,161 @@ impl ExportQuery {
     }
 }
 
+/// The export's tickets and their events, both in ticket-id order.
+enum Source<'a> {
+    /// Any database, through the ORM's row streams.
+    Orm {
+        tickets: OrmStream<'a, ticket::Model>,
+        events: OrmStream<'a, ticket_event::Model>,
+    },
+    /// PostgreSQL: `COPY … TO STDOUT` on two connections of the pool.
+    Copy {
+        // The lines borrow the connections, which live in `conns`.
+        tickets: crate::store::pgcopy::CopyLines<'a>,
+        events: crate::store::pgcopy::CopyLines<'a>,
+    },
+}
+
+type PgConn = sea_orm::sqlx::pool::PoolConnection<sea_orm::sqlx::Postgres>;
+
+/// Two connections for the COPY streams. They carry session settings of
+/// their own, so they are closed after the export, never pooled again.
+async fn copy_connections(store: &Store) -> StoreResult<[PgConn; 2]> {
+    let pool = store.db.get_postgres_connection_pool();
+    let one = || async {
+        let mut c = pool
+            .acquire()
+            .await
+            .map_err(|e| StoreError::Db(sea_orm::DbErr::Custom(e.to_string())))?;
+        c.close_on_drop();
+        Ok::<_, StoreError>(c)
+    };
+    Ok([one().await?, one().await?])
+}
+
+type OrmStream<'a, T> =
+    std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<T, sea_orm::DbErr>> + 'a>>;
+
+/// The ids of the export's tickets, as a sub-query.
+fn export_ids(q: &ExportQuery) -> sea_orm::sea_query::SelectStatement {
+    use sea_orm::sea_query::{Expr, ExprTrait, Query};
+    let (from, to) = q.period.instants();
+    let mut sub = Query::select();
+    sub.column(ticket::Column::Id)
+        .from(ticket::Entity)
+        .and_where(Expr::col(ticket::Column::CreatedAt).gte(from))
+        .and_where(Expr::col(ticket::Column::CreatedAt).lt(to));
+    if let Some(d) = &q.department {
+        sub.and_where(scope(d));
+    }
+    sub.to_owned()
+}
+
+impl<'a> Source<'a> {
+    async fn orm(store: &'a Store, q: &ExportQuery) -> StoreResult<Source<'a>> {
+        let tickets = ticket::Entity::find()
+            .filter(ticket::Column::Id.in_subquery(export_ids(q)))
+            .order_by_asc(ticket::Column::Id)
+            .stream(&store.db)
+            .await?;
+        let events = ticket_event::Entity::find()
+            .filter(ticket_event::Column::TicketId.in_subquery(export_ids(q)))
+            .order_by_asc(ticket_event::Column::TicketId)
+            .order_by_asc(ticket_event::Column::Id)
+            .stream(&store.db)
+            .await?;
+        Ok(Source::Orm {
+            tickets: Box::pin(tickets),
+            events: Box::pin(events),
+        })
+    }
+
+    async fn copy(conns: &'a mut [PgConn; 2], q: &ExportQuery) -> StoreResult<Source<'a>> {
+        use crate::store::pgcopy::{
+            CopyLines, EVENT_COLUMNS, TICKET_COLUMNS, literal, prepare, time_literal,
+        };
+        let (from, to) = q.period.instants();
+        let mut filter = format!(
+            "created_at >= {} AND created_at < {}",
+            time_literal(from),
+            time_literal(to)
+        );
+        if let Some(d) = &q.department {
+            filter.push_str(&format!(
+                " AND id IN (SELECT ticket_id FROM ticket_departments WHERE department = {})",
+                literal(d)
+            ));
+        }
+        let [a, b] = conns;
+        prepare(a).await?;
+        prepare(b).await?;
+        let tickets = CopyLines::open(
+            a,
+            &format!("SELECT {TICKET_COLUMNS} FROM tickets WHERE {filter} ORDER BY id"),
+        )
+        .await?;
+        let events = CopyLines::open(
+            b,
+            &format!(
+                "SELECT {EVENT_COLUMNS} FROM ticket_events WHERE ticket_id IN \
+                 (SELECT id FROM tickets WHERE {filter}) ORDER BY ticket_id, id"
+            ),
+        )
+        .await?;
+        Ok(Source::Copy { tickets, events })
+    }
+
+    async fn next_ticket(&mut self) -> StoreResult<Option<ticket::Model>> {
+        use futures_util::TryStreamExt;
+        match self {
+            Source::Orm { tickets, .. } => Ok(tickets.try_next().await?),
+            Source::Copy { tickets, .. } => match tickets.next_line().await? {
+                Some(line) => Ok(Some(crate::store::pgcopy::ticket_from_line(line)?)),
+                None => Ok(None),
+            },
+        }
+    }
+
+    async fn next_event(&mut self) -> StoreResult<Option<ticket_event::Model>> {
+        use futures_util::TryStreamExt;
+        match self {
+            Source::Orm { events, .. } => Ok(events.try_next().await?),
+            Source::Copy { events, .. } => match events.next_line().await? {
+                Some(line) => Ok(Some(crate::store::pgcopy::event_from_line(line)?)),
+                None => Ok(None),
+            },
+        }
+    }
+}
+
+impl ExportQuery {
+    /// `id → ticket_no` of every ticket a ticket of the export was merged
+    /// into (few: merges are rare).
+    async fn merge_targets(&self, store: &Store) -> StoreResult<HashMap<i64, String>> {
+        use sea_orm::sea_query::{Expr, ExprTrait, Query};
+        let (from, to) = self.period.instants();
+        let mut sub = Query::select();
+        sub.column(ticket::Column::MergedInto)
+            .from(ticket::Entity)
+            .and_where(Expr::col(ticket::Column::MergedInto).is_not_null())
+            .and_where(Expr::col(ticket::Column::CreatedAt).gte(from))
+            .and_where(Expr::col(ticket::Column::CreatedAt).lt(to));
+        if let Some(d) = &self.department {
+            sub.and_where(scope(d));
+        }
+        Ok(ticket::Entity::find()
+            .select_only()
+            .column(ticket::Column::Id)
+            .column(ticket::Column::TicketNo)
+            .filter(ticket::Column::Id.in_subquery(sub.to_owned()))
+            .into_tuple::<(i64, String)>()
+            .all(&store.db)
+            .await?
+            .into_iter()
+            .collect())
+    }
+}
+
 fn scope(department: &str) -> sea_orm::sea_query::SimpleExpr {
     use sea_orm::sea_query::{Expr, ExprTrait, Query};
     ticket::Column::Id.in_subquery(
@@ -301,29 +456,124 @@ fn row(
     ]
 }
 
-/// Writes the whole export as CSV (with a header row) to `out`, calling
-/// `progress` with the running row count after each page.
+/// Tickets handed to the formatting thread at a time.
+const BATCH: usize = 2000;
+
+type Batch = Vec<(ticket::Model, Vec<ticket_event::Model>)>;
+
+/// Writes the whole export as CSV (with a header row) to `out`, in ticket-id
+/// order, calling `progress` with the running row count.
+///
+/// Two streaming queries, tickets by id and their events by ticket id, are
+/// merged as they arrive (no pages, no per-page event look-ups), and the rows
+/// are formatted on a second thread while this one reads: the database, the
+/// reading and the formatting run side by side, and memory stays flat (a few
+/// batches in flight).
 pub async fn export_csv<W: std::io::Write>(
     store: &Store,
     q: &ExportQuery,
-    out: W,
+    mut out: W,
     mut progress: impl FnMut(u64),
 ) -> StoreResult<u64> {
-    let mut w = csv::Writer::from_writer(out);
-    let io = |e: csv::Error| StoreError::Corrupt(format!("writing the export: {e}"));
-    w.write_record(COLUMNS).map_err(io)?;
-    let mut cursor = None;
-    let mut n = 0;
-    while let Some((rows, next)) = q.page(store, cursor).await? {
-        for r in &rows {
-            w.write_record(r).map_err(io)?;
+    use std::sync::mpsc;
+
+    let io = |e: std::io::Error| StoreError::Corrupt(format!("writing the export: {e}"));
+    let numbers = std::sync::Arc::new(q.merge_targets(store).await?);
+    let mut conns = match store.backend() {
+        sea_orm::DbBackend::Postgres => Some(copy_connections(store).await?),
+        _ => None,
+    };
+    let mut source = match &mut conns {
+        Some(conns) => Source::copy(conns, q).await?,
+        None => Source::orm(store, q).await?,
+    };
+    // The formatter: batches in, CSV bytes out.
+    let (batch_tx, batch_rx) = mpsc::sync_channel::<Batch>(4);
+    let (bytes_tx, bytes_rx) = mpsc::channel::<Vec<u8>>();
+    let unmasked = q.unmasked;
+    let formatter = std::thread::spawn(move || -> Result<(), String> {
+        for batch in batch_rx {
+            let mut w = csv::Writer::from_writer(Vec::with_capacity(batch.len() * 2048));
+            for (t, evs) in &batch {
+                w.write_record(row(t, evs, &numbers, unmasked))
+                    .map_err(|e| e.to_string())?;
+            }
+            let bytes = w.into_inner().map_err(|e| e.to_string())?;
+            if bytes_tx.send(bytes).is_err() {
+                break;
+            }
         }
-        n += rows.len() as u64;
-        progress(n);
-        cursor = next;
+        Ok(())
+    });
+
+    let mut header = csv::Writer::from_writer(Vec::new());
+    header
+        .write_record(COLUMNS)
+        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    out.write_all(&header.into_inner().unwrap_or_default())
+        .map_err(io)?;
+
+    let mut n: u64 = 0;
+    let mut batch: Batch = Vec::with_capacity(BATCH);
+    let mut next_event: Option<ticket_event::Model> = None;
+    let write_ready = |out: &mut W| -> StoreResult<()> {
+        while let Ok(bytes) = bytes_rx.try_recv() {
+            out.write_all(&bytes).map_err(io)?;
+        }
+        Ok(())
+    };
+    let mut failed = None;
+    while let Some(t) = source.next_ticket().await? {
+        let mut evs = Vec::new();
+        loop {
+            let e = match next_event.take() {
+                Some(e) => e,
+                None => match source.next_event().await? {
+                    Some(e) => e,
+                    None => break,
+                },
+            };
+            // Both streams run in ticket-id order over the same tickets.
+            if e.ticket_id > t.id {
+                next_event = Some(e);
+                break;
+            }
+            if e.ticket_id == t.id {
+                evs.push(e);
+            }
+        }
+        batch.push((t, evs));
+        if batch.len() == BATCH {
+            n += BATCH as u64;
+            if batch_tx.send(std::mem::take(&mut batch)).is_err() {
+                failed = Some("the formatter stopped".to_owned());
+                break;
+            }
+            write_ready(&mut out)?;
+            progress(n);
+        }
     }
-    w.flush()
-        .map_err(|e| StoreError::Corrupt(format!("writing the export: {e}")))?;
+    if failed.is_none() {
+        n += batch.len() as u64;
+        if !batch.is_empty() && batch_tx.send(batch).is_err() {
+            failed = Some("the formatter stopped".to_owned());
+        }
+    }
+    drop(batch_tx);
+    for bytes in bytes_rx {
+        out.write_all(&bytes).map_err(io)?;
+    }
+    drop(source);
+    match formatter.join() {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => failed = Some(e),
+        Err(_) => failed = Some("the formatter panicked".to_owned()),
+    }
+    if let Some(e) = failed {
+        return Err(StoreError::Corrupt(format!("writing the export: {e}")));
+    }
+    out.flush().map_err(io)?;
+    progress(n);
     Ok(n)
 }
 

@@ -2,6 +2,11 @@
 
 use std::process::ExitCode;
 
+/// mimalloc: the formatting and intake threads free what other threads
+/// allocated, which glibc's allocator does slowly and with growing arenas.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use clap::{Parser, Subcommand};
 use hotline::config::Settings;
 use hotline::startup::{self, Application};
@@ -62,6 +67,9 @@ enum Command {
     Import { file: std::path::PathBuf },
     /// Fill an empty database with years of synthetic tickets (benchmarks).
     Generate(cli::generate::GenerateArgs),
+    /// Train the router on one JSONL file and evaluate it on another, or by
+    /// k-fold cross-validation.
+    RouteEval(cli::route_eval::RouteEvalArgs),
     /// Benchmarks that print their figures.
     Bench {
         #[command(subcommand)]
@@ -176,6 +184,7 @@ fn main() -> ExitCode {
                 let calendar = startup::calendar(&settings)?;
                 cli::generate::run(&settings, &store, calendar, args).await
             }
+            Command::RouteEval(args) => cli::route_eval::run(&settings, args),
             Command::Bench { what } => cli::bench::run(&settings, what).await,
         }
     });

@@ -16,6 +16,7 @@ use crate::domain::calendar::{Calendar, city_tz};
 use crate::infra::bus::EventBus;
 use crate::infra::lease::Lease;
 use crate::infra::mail::Mailer;
+use crate::infra::ratelimit::PublicLimits;
 use crate::infra::redis::RedisHandle;
 use crate::jobs;
 use crate::store::intake::Intake;
@@ -210,6 +211,7 @@ impl Application {
         })?;
         let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
         let workers = settings.server.workers;
+        let limits = PublicLimits::new(&settings.mailbox, redis.clone());
         let state = web::Data::new(AppState {
             settings,
             store,
@@ -219,6 +221,7 @@ impl Application {
             bus,
             redis,
             mailer,
+            limits,
         });
         let data = state.clone();
         let mut server = HttpServer::new(move || {

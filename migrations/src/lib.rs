@@ -8,6 +8,7 @@ mod m20261122_000002_outbox_claims;
 pub mod m20261122_000003_stats;
 mod m20261122_000004_stats_months;
 mod m20261122_000005_stats_shards;
+mod m20261123_000006_open311_requests;
 
 pub struct Migrator;
 
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000003_stats::Migration),
             Box::new(m20261122_000004_stats_months::Migration),
             Box::new(m20261122_000005_stats_shards::Migration),
+            Box::new(m20261123_000006_open311_requests::Migration),
         ]
     }
 }

@@ -90,13 +90,18 @@ pub async fn public_ticket(
     path: web::Path<String>,
     q: web::Query<CodeQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let no = TicketNo::parse(path.trim()).ok_or_else(ApiError::not_found)?;
-    let code = q
-        .code
-        .as_deref()
-        .map(str::trim)
-        .unwrap_or_default()
-        .to_ascii_uppercase();
+    let code = q.code.as_deref().unwrap_or_default();
+    Ok(HttpResponse::Ok().json(public_progress(&state, &path, code).await?))
+}
+
+/// The look-up behind `public_ticket` and the `/track` page.
+pub async fn public_progress(
+    state: &AppState,
+    ticket_no: &str,
+    code: &str,
+) -> Result<serde_json::Value, ApiError> {
+    let no = TicketNo::parse(ticket_no.trim()).ok_or_else(ApiError::not_found)?;
+    let code = code.trim().to_ascii_uppercase();
     if code.is_empty() {
         return Err(ApiError::validation(
             "`code` (the 6-character query code) is required",
@@ -112,7 +117,7 @@ pub async fn public_ticket(
         Some(d) => state.store.department(d).await?.map(|d| d.name),
         None => None,
     };
-    Ok(HttpResponse::Ok().json(json!({
+    Ok(json!({
         "ticket_no": t.ticket_no,
         "state": t.state,
         "resolution": t.resolution,
@@ -124,7 +129,7 @@ pub async fn public_ticket(
         "replied_at": t.replied_at.map(ts),
         "closed_at": t.closed_at.map(ts),
         "reply": t.reply_content,
-    })))
+    }))
 }
 
 fn constant_eq(a: &[u8], b: &[u8]) -> bool {

@@ -5,7 +5,9 @@ pub mod auth;
 pub mod channels;
 pub mod error;
 pub mod export;
+pub mod mailbox;
 pub mod misc;
+pub mod open311;
 pub mod openapi;
 pub mod stats;
 pub mod stream;
@@ -35,6 +37,7 @@ pub struct AppState {
     pub bus: crate::infra::bus::EventBus,
     pub redis: Option<crate::infra::redis::RedisHandle>,
     pub mailer: crate::infra::mail::Mailer,
+    pub limits: crate::infra::ratelimit::PublicLimits,
 }
 
 pub const MAX_BODY: usize = 1024 * 1024;
@@ -101,11 +104,13 @@ pub fn extractor_config(cfg: &mut web::ServiceConfig) {
 /// paths, wrong methods, actix's own refusals) into problem+json.
 pub fn problem_errors<B: MessageBody + 'static>() -> ErrorHandlers<B> {
     ErrorHandlers::new().default_handler(|res: ServiceResponse<B>| {
-        let is_problem = res
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .is_some_and(|v| v == HeaderValue::from_static("application/problem+json"));
-        if is_problem {
+        // Problems, and pages that explain their own error, pass as they are.
+        let is_problem = res.headers().get(header::CONTENT_TYPE).is_some_and(|v| {
+            v == HeaderValue::from_static("application/problem+json")
+                || v.as_bytes().starts_with(b"text/html")
+        });
+        // Open311 answers errors in the GeoReport v2 form, not problem+json.
+        if is_problem || res.request().path().starts_with(open311::PREFIX) {
             return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
         }
         let status = res.status();
@@ -159,6 +164,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(resource("/readyz").route(get().to(misc::readyz)))
         .service(resource("/api/openapi.json").route(get().to(openapi::document)))
         .service(resource("/api/docs").route(get().to(openapi::docs_page)))
+        .service(resource("/mailbox").route(get().to(crate::web::public::mailbox_page)))
+        .service(resource("/track").route(get().to(crate::web::public::track)))
         .service(
             web::scope("/api/v1")
                 .service(resource("/auth/login").route(post().to(auth::login)))
@@ -184,6 +191,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .service(
                     resource("/public/tickets/{ticket_no}").route(get().to(misc::public_ticket)),
                 )
+                .service(resource("/public/mailbox").route(post().to(mailbox::submit)))
                 .service(
                     resource("/tickets")
                         .route(post().to(tickets::create))
@@ -208,5 +216,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .service(resource("/tickets/{id}/notes").route(post().to(tickets::note)))
                 .service(resource("/tickets/{id}/reveal").route(post().to(tickets::reveal))),
         )
+        .service(open311::scope())
         .default_service(web::to(not_found));
 }

@@ -44,6 +44,9 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 200)]
         requests: usize,
     },
+    /// The router, in process: latency of one routing on one thread, and
+    /// retraining on a million synthetic historic tickets.
+    Route(crate::cli::route_eval::BenchRouteArgs),
 }
 
 /// The `p` quantile of sorted latencies, in milliseconds.
@@ -187,6 +190,7 @@ pub async fn run(settings: &Settings, cmd: BenchCommand) -> Result<(), StartupEr
             password,
             requests,
         } => return stats(&url, &username, &password, requests).await,
+        BenchCommand::Route(args) => return crate::cli::route_eval::bench(settings, args),
     };
     let client = awc::Client::default();
     let admin = login(&client, &url, &username, &password).await?;

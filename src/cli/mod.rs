@@ -4,6 +4,7 @@ pub mod bench;
 pub mod demo;
 pub mod generate;
 pub mod ledger;
+pub mod route_eval;
 
 /// `hotline report`: prints the bulletin, writes its files, and with `mail`
 /// queues it to the leaders (once per period).

@@ -8,6 +8,7 @@ pub mod escalation;
 pub mod figures;
 pub mod lifecycle;
 pub mod notify;
+pub mod router;
 pub mod simulate;
 pub mod sla;
 #[cfg(test)]

@@ -5,4 +5,5 @@
 pub mod bus;
 pub mod lease;
 pub mod mail;
+pub mod ratelimit;
 pub mod redis;

@@ -37,7 +37,7 @@ impl RedisHandle {
         })
     }
 
-    async fn conn(&self) -> redis::RedisResult<ConnectionManager> {
+    pub(crate) async fn conn(&self) -> redis::RedisResult<ConnectionManager> {
         let mut slot = self.conn.lock().await;
         if let Some(c) = slot.as_ref() {
             return Ok(c.clone());

@@ -214,3 +214,27 @@ pub mod outbox {
     }
     no_relations!();
 }
+
+pub mod open311_request {
+    use sea_orm::entity::prelude::*;
+
+    /// What an Open311 request carries beyond its ticket.
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "open311_requests")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub ticket_id: i64,
+        pub service_code: String,
+        /// As submitted (the ticket's content adds the location and media).
+        pub description: Option<String>,
+        pub latitude: Option<f64>,
+        pub longitude: Option<f64>,
+        pub address_id: Option<String>,
+        /// JSON array of URLs.
+        pub media_urls: String,
+        /// The reporter's; never shown by the Open311 API.
+        pub email: Option<String>,
+        pub created_at: DateTimeUtc,
+    }
+    no_relations!();
+}

@@ -13,6 +13,8 @@ mod intake;
 mod ledger;
 mod lifecycle;
 mod mail;
+mod mailbox;
+mod open311;
 mod report;
 mod scoping_and_privacy;
 mod stats;
