@@ -72,6 +72,8 @@ pub struct Settings {
     pub sla: SlaPolicy,
     pub stats: StatsSettings,
     pub report: ReportSettings,
+    pub hotspots: HotspotSettings,
+    pub routing: RoutingSettings,
     #[serde(skip, default = "default_env")]
     pub env: Environment,
 }
@@ -164,6 +166,135 @@ pub struct CalendarSettings {
 pub struct ReportSettings {
     /// Mail last week's bulletin to the leaders every Monday from 08:30.
     pub weekly: bool,
+}
+
+/// 智能派单 in the service (`[routing]`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct RoutingSettings {
+    /// Dispatch a new ticket by itself when the top suggestion's confidence
+    /// is at least this, in (0, 1]; 0 = never (the default).
+    pub auto_dispatch_threshold: f64,
+    /// How often the model is retrained from history: a natural duration
+    /// such as "1 hour" or "30 minutes".
+    pub retrain_interval: String,
+    /// Labelled appeals (JSON Lines, the shared corpus format) learned from
+    /// besides the history; empty = none.
+    pub corpus: PathBuf,
+}
+
+impl RoutingSettings {
+    /// The threshold, when auto-dispatch is on.
+    pub fn auto_dispatch(&self) -> Option<f64> {
+        (self.auto_dispatch_threshold > 0.0).then_some(self.auto_dispatch_threshold)
+    }
+
+    pub fn corpus(&self) -> Option<&Path> {
+        (!self.corpus.as_os_str().is_empty()).then_some(self.corpus.as_path())
+    }
+
+    /// Checked in `validate`; the fallback is the documented default.
+    pub fn retrain_every(&self) -> std::time::Duration {
+        Self::interval(&self.retrain_interval).unwrap_or(std::time::Duration::from_secs(3600))
+    }
+
+    fn interval(text: &str) -> Result<std::time::Duration, String> {
+        match text.parse::<calendar::WorkingDuration>() {
+            Ok(calendar::WorkingDuration::Natural { minutes }) if minutes > 0 => {
+                Ok(std::time::Duration::from_secs(minutes as u64 * 60))
+            }
+            Ok(_) => {
+                Err("must be natural time (\"1 hour\", \"30 minutes\"), not working time".into())
+            }
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let t = self.auto_dispatch_threshold;
+        if !(0.0..=1.0).contains(&t) {
+            return Err(invalid(
+                "routing.auto_dispatch_threshold",
+                "must be 0 (off) or a confidence in (0, 1]",
+            ));
+        }
+        Self::interval(&self.retrain_interval)
+            .map_err(|e| invalid("routing.retrain_interval", e))?;
+        if let Some(p) = self.corpus()
+            && !p.is_file()
+        {
+            return Err(invalid(
+                "routing.corpus",
+                format!("{} is not a file", p.display()),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Hotspots (`[hotspots]`): clusters of similar appeals from one place.
+#[derive(Debug, Clone, Deserialize)]
+pub struct HotspotSettings {
+    /// Run the detector in this instance.
+    pub enabled: bool,
+    /// How often it runs: a natural duration such as "5 minutes".
+    pub interval: String,
+    /// The sliding window a cluster must fit in, e.g. "48 hours".
+    pub window: String,
+    /// Appeals a cluster needs at least.
+    pub min_appeals: usize,
+    /// Coordinates within this many metres of one appeal are one place.
+    pub radius_m: f64,
+}
+
+impl HotspotSettings {
+    fn natural(key: &str, text: &str) -> Result<chrono::Duration, ConfigError> {
+        match text.parse::<calendar::WorkingDuration>() {
+            Ok(calendar::WorkingDuration::Natural { minutes }) => {
+                Ok(chrono::Duration::minutes(minutes))
+            }
+            Ok(_) => Err(invalid(
+                key,
+                "must be natural time (\"5 minutes\", \"48 hours\"), not working time",
+            )),
+            Err(e) => Err(invalid(key, e.to_string())),
+        }
+    }
+
+    /// Checked in `validate`; the fallback is the documented default.
+    pub fn every(&self) -> std::time::Duration {
+        Self::natural("hotspots.interval", &self.interval)
+            .ok()
+            .and_then(|d| d.to_std().ok())
+            .unwrap_or(std::time::Duration::from_secs(300))
+    }
+
+    /// The detector's thresholds.
+    pub fn rules(&self) -> crate::domain::hotspots::Rules {
+        crate::domain::hotspots::Rules {
+            min_appeals: self.min_appeals,
+            window: Self::natural("hotspots.window", &self.window)
+                .unwrap_or(chrono::Duration::hours(48)),
+            radius_m: self.radius_m,
+        }
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        Self::natural("hotspots.interval", &self.interval)?;
+        let window = Self::natural("hotspots.window", &self.window)?;
+        if window > chrono::Duration::days(31) {
+            return Err(invalid("hotspots.window", "must be at most 744 hours"));
+        }
+        if !(2..=10_000).contains(&self.min_appeals) {
+            return Err(invalid("hotspots.min_appeals", "must be 2 to 10000"));
+        }
+        if !(self.radius_m.is_finite() && (0.0..=50_000.0).contains(&self.radius_m)) {
+            return Err(invalid(
+                "hotspots.radius_m",
+                "must be 0 (places only) to 50000 (metres)",
+            ));
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -286,6 +417,8 @@ impl Settings {
         if self.sla.max_extension_days == 0 {
             return Err(invalid("sla.max_extension_days", "must be at least 1"));
         }
+        self.routing.validate()?;
+        self.hotspots.validate()?;
         self.mailbox.validate()
     }
 
@@ -443,6 +576,33 @@ mod tests {
             ("mailbox.max_body_bytes", "10"),
             ("mailbox.client_ip_header", "X Real IP"),
             ("mailbox.redis_prefix", ""),
+            ("routing.auto_dispatch_threshold", "1.5"),
+            ("routing.auto_dispatch_threshold", "-0.1"),
+            ("routing.retrain_interval", "2 working days"),
+            ("routing.retrain_interval", "soon"),
+            ("routing.corpus", "/nonexistent/corpus.jsonl"),
+        ] {
+            let err = Settings::load_from(&dir(), Environment::Test, &[(key, value)])
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(key), "{key}={value}: {err}");
+        }
+    }
+
+    #[test]
+    fn hotspot_settings_are_checked() {
+        let s = Settings::load_from(&dir(), Environment::Test, &[]).unwrap();
+        let rules = s.hotspots.rules();
+        assert_eq!(rules.window, chrono::Duration::hours(48));
+        assert_eq!((rules.min_appeals, rules.radius_m), (5, 500.0));
+        assert_eq!(s.hotspots.every(), std::time::Duration::from_secs(300));
+        for (key, value) in [
+            ("hotspots.interval", "2 working hours"),
+            ("hotspots.interval", "often"),
+            ("hotspots.window", "2 days"),
+            ("hotspots.window", "800 hours"),
+            ("hotspots.min_appeals", "1"),
+            ("hotspots.radius_m", "-1"),
         ] {
             let err = Settings::load_from(&dir(), Environment::Test, &[(key, value)])
                 .unwrap_err()

@@ -17,7 +17,7 @@ use sea_orm::{
 use serde_json::{Value, json};
 
 use crate::domain::calendar::city_tz;
-use crate::domain::figures::{HistoryEvent, Period, Rollup, add_facts, history_facts};
+use crate::domain::figures::{FastRollup, HistoryEvent, Period, history_facts};
 use crate::domain::lifecycle::Rules;
 use crate::domain::types::{
     Category, Channel, DepartmentCode, EventKind, Resolution, Satisfaction, TicketNo, TicketState,
@@ -631,6 +631,15 @@ pub struct ImportReport {
     pending_merges: Vec<(String, String)>,
 }
 
+impl ImportReport {
+    fn absorb(&mut self, part: ImportReport) {
+        self.imported += part.imported;
+        self.existing += part.existing;
+        self.bad.extend(part.bad);
+        self.pending_merges.extend(part.pending_merges);
+    }
+}
+
 /// One parsed, valid row.
 struct Parsed {
     line: u64,
@@ -785,6 +794,7 @@ fn parse_row(
         reply_resolved,
         satisfaction: parse_opt_enum::<Satisfaction>("satisfaction", &get("satisfaction"))?,
         version: 0,
+        possible_duplicate_of: None,
     };
     let history: Vec<Value> = match get("history").trim() {
         "" => Vec::new(),
@@ -841,11 +851,26 @@ fn parse_row(
 
 /// Loads a ledger CSV. Rows are checked one by one; valid rows go in
 /// batches, each batch with its figures in one transaction.
-pub async fn import_csv<R: std::io::Read>(
+/// The second import loader adds to rollup shards from this one up (intake
+/// writers use the shards just above 0).
+const IMPORT_SHARD: i16 = 100;
+
+/// Rows parsed, checked and loaded at a time (one transaction each).
+const IMPORT_BATCH: usize = 20_000;
+
+/// What the parsing thread hands over: valid rows, and what it refused.
+struct Chunk {
+    parsed: Vec<Parsed>,
+    bad: Vec<(u64, String)>,
+    existing: u64,
+    rows: u64,
+}
+
+pub async fn import_csv<R: std::io::Read + Send + 'static>(
     store: &Store,
     rules: &Rules<'_>,
     input: R,
-    mut progress: impl FnMut(u64),
+    progress: impl FnMut(u64),
 ) -> StoreResult<ImportReport> {
     let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(input);
     let bad_header = |e: String| StoreError::Conflict(format!("the CSV header: {e}"));
@@ -876,65 +901,170 @@ pub async fn import_csv<R: std::io::Read>(
         .map(|d| d.code)
         .collect();
 
-    let mut report = ImportReport::default();
-    let mut batch: Vec<Parsed> = Vec::new();
-    let mut seen: HashSet<String> = HashSet::new();
-    let mut rows = 0u64;
-    let mut record = csv::StringRecord::new();
-    loop {
-        let line = reader.position().line() + 1;
-        match reader.read_record(&mut record) {
-            Ok(false) => break,
-            Ok(true) => {}
-            Err(e) => {
-                report.bad.push((line, format!("unreadable CSV: {e}")));
-                continue;
-            }
-        }
-        rows += 1;
-        let line = record.position().map_or(line, |p| p.line());
-        let get = |c: &str| -> String {
-            index
-                .get(c)
-                .and_then(|i| record.get(*i))
-                .unwrap_or_default()
-                .to_owned()
+    // Into a database without tickets, nothing can exist already but what
+    // this file loads (which the parser remembers), and the secondary
+    // indexes are built once at the end instead of row by row.
+    let empty = ticket::Entity::find().one(&store.db).await?.is_none();
+    let indexes = if empty {
+        store.drop_secondary_indexes().await?
+    } else {
+        Vec::new()
+    };
+
+    // CSV and JSON parsing on a thread of its own, while this one loads the
+    // previous batch.
+    let (tx, rx) = tokio::sync::mpsc::channel::<Chunk>(2);
+    let parser = std::thread::spawn(move || {
+        let mut seen: HashSet<String> = HashSet::new();
+        let mut numbers: HashSet<String> = HashSet::new();
+        let mut record = csv::StringRecord::new();
+        let mut chunk = Chunk {
+            parsed: Vec::with_capacity(IMPORT_BATCH),
+            bad: Vec::new(),
+            existing: 0,
+            rows: 0,
         };
-        match parse_row(line, &get, &departments) {
-            Ok(p) => {
-                if !seen.insert(identity(&p.row)) {
-                    report.existing += 1;
+        loop {
+            let line = reader.position().line() + 1;
+            match reader.read_record(&mut record) {
+                Ok(false) => break,
+                Ok(true) => {}
+                Err(e) => {
+                    chunk.bad.push((line, format!("unreadable CSV: {e}")));
                     continue;
                 }
-                batch.push(p);
             }
-            Err(e) => report.bad.push((line, e)),
+            chunk.rows += 1;
+            let line = record.position().map_or(line, |p| p.line());
+            let get = |c: &str| -> String {
+                index
+                    .get(c)
+                    .and_then(|i| record.get(*i))
+                    .unwrap_or_default()
+                    .to_owned()
+            };
+            match parse_row(line, &get, &departments) {
+                Ok(p) => {
+                    if !seen.insert(identity(&p.row)) {
+                        chunk.existing += 1;
+                        continue;
+                    }
+                    if !numbers.insert(p.row.ticket_no.clone()) {
+                        chunk.bad.push((
+                            line,
+                            format!("`ticket_no` {} belongs to another ticket", p.row.ticket_no),
+                        ));
+                        continue;
+                    }
+                    chunk.parsed.push(p);
+                }
+                Err(e) => chunk.bad.push((line, e)),
+            }
+            if chunk.parsed.len() >= IMPORT_BATCH {
+                let full = std::mem::replace(
+                    &mut chunk,
+                    Chunk {
+                        parsed: Vec::with_capacity(IMPORT_BATCH),
+                        bad: Vec::new(),
+                        existing: 0,
+                        rows: 0,
+                    },
+                );
+                if tx.blocking_send(full).is_err() {
+                    return;
+                }
+            }
         }
-        if batch.len() >= PAGE as usize {
-            load_batch(store, rules, std::mem::take(&mut batch), &mut report).await?;
-            progress(rows);
+        let _ = tx.blocking_send(chunk);
+    });
+
+    // Two loaders on PostgreSQL, each its own transaction per batch and its
+    // own rollup shard, so the server's second core works too; SQLite has a
+    // single writer.
+    let loaders = if store.backend() == sea_orm::DbBackend::Postgres {
+        2
+    } else {
+        1
+    };
+    let report = std::cell::RefCell::new(ImportReport::default());
+    let rows = std::cell::Cell::new(0u64);
+    let rx = tokio::sync::Mutex::new(rx);
+    let progress = std::cell::RefCell::new(progress);
+    let loader = |k: usize| {
+        let (report, rows, rx, progress) = (&report, &rows, &rx, &progress);
+        async move {
+            loop {
+                let Some(chunk) = rx.lock().await.recv().await else {
+                    return Ok::<(), StoreError>(());
+                };
+                rows.set(rows.get() + chunk.rows);
+                {
+                    let mut r = report.borrow_mut();
+                    r.bad.extend(chunk.bad);
+                    r.existing += chunk.existing;
+                }
+                let shard = if k == 0 { 0 } else { IMPORT_SHARD + k as i16 };
+                let part = load_batch(store, rules, chunk.parsed, !empty, shard).await?;
+                report.borrow_mut().absorb(part);
+                (progress.borrow_mut())(rows.get());
+            }
         }
+    };
+    let loaded: StoreResult<()> = if loaders == 2 {
+        futures_util::future::try_join(loader(0), loader(1))
+            .await
+            .map(|_| ())
+    } else {
+        loader(0).await
+    };
+    let mut report = report.into_inner();
+    let rows = rows.get();
+    let mut progress = progress.into_inner();
+    let rx = rx.into_inner();
+    drop(rx);
+    let joined = parser.join();
+    // The indexes come back whatever happened.
+    let rebuilt = store.create_indexes(&indexes).await;
+    loaded?;
+    rebuilt?;
+    if joined.is_err() {
+        return Err(StoreError::Corrupt("the CSV parser panicked".into()));
     }
-    load_batch(store, rules, batch, &mut report).await?;
-    // Merges into tickets that came later in the file.
-    for (no, into) in std::mem::take(&mut report.pending_merges) {
-        let target = ticket::Entity::find()
-            .filter(ticket::Column::TicketNo.eq(into))
-            .one(&store.db)
-            .await?;
-        if let Some(target) = target {
-            ticket::Entity::update_many()
-                .col_expr(
-                    ticket::Column::MergedInto,
-                    sea_orm::sea_query::Expr::value(target.id),
-                )
-                .filter(ticket::Column::TicketNo.eq(no))
-                .exec(&store.db)
-                .await?;
-        }
-    }
+    report.bad.sort_by_key(|(line, _)| *line);
+    resolve_pending_merges(store, std::mem::take(&mut report.pending_merges)).await?;
     progress(rows);
     Ok(report)
+}
+
+/// Merges into tickets that came later in the file, a chunk per statement.
+async fn resolve_pending_merges(store: &Store, pending: Vec<(String, String)>) -> StoreResult<()> {
+    let b = store.backend();
+    for chunk in pending.chunks(1000) {
+        let mut values = Vec::with_capacity(chunk.len() * 2);
+        let mut rows = Vec::with_capacity(chunk.len());
+        for (i, (no, into)) in chunk.iter().enumerate() {
+            rows.push(match b {
+                sea_orm::DbBackend::Postgres => format!("(${}, ${})", 2 * i + 1, 2 * i + 2),
+                _ => "(?, ?)".to_owned(),
+            });
+            values.push(sea_orm::Value::from(no.clone()));
+            values.push(sea_orm::Value::from(into.clone()));
+        }
+        let sql = format!(
+            "WITH m(no, into_no) AS (VALUES {}) \
+             UPDATE tickets SET merged_into = (SELECT t.id FROM tickets t, m \
+                 WHERE m.no = tickets.ticket_no AND t.ticket_no = m.into_no) \
+             WHERE ticket_no IN (SELECT no FROM m) \
+               AND EXISTS (SELECT 1 FROM tickets t, m \
+                 WHERE m.no = tickets.ticket_no AND t.ticket_no = m.into_no)",
+            rows.join(", ")
+        );
+        store
+            .db
+            .execute_raw(Statement::from_sql_and_values(b, sql, values))
+            .await?;
+    }
+    Ok(())
 }
 
 /// A row's idempotency key.
@@ -949,37 +1079,31 @@ async fn load_batch(
     store: &Store,
     rules: &Rules<'_>,
     batch: Vec<Parsed>,
-    report: &mut ImportReport,
-) -> StoreResult<()> {
+    check_database: bool,
+    shard: i16,
+) -> StoreResult<ImportReport> {
+    let mut report = ImportReport::default();
     if batch.is_empty() {
-        return Ok(());
+        return Ok(report);
     }
     // What exists already: by external id, and by number.
-    let numbers: Vec<String> = batch.iter().map(|p| p.row.ticket_no.clone()).collect();
     let mut taken: HashMap<String, ticket::Model> = HashMap::new();
-    for t in ticket::Entity::find()
-        .filter(ticket::Column::TicketNo.is_in(numbers))
-        .all(&store.db)
-        .await?
-    {
-        taken.insert(t.ticket_no.clone(), t);
-    }
-    let mut cond = sea_orm::Condition::any();
-    let mut any_external = false;
-    for p in &batch {
-        if let Some(e) = &p.row.external_id {
-            any_external = true;
-            cond = cond.add(
-                sea_orm::Condition::all()
-                    .add(ticket::Column::Channel.eq(p.row.channel.clone()))
-                    .add(ticket::Column::ExternalId.eq(e.clone())),
-            );
-        }
-    }
     let mut known: HashSet<String> = HashSet::new();
-    if any_external {
-        for t in ticket::Entity::find().filter(cond).all(&store.db).await? {
-            known.insert(identity(&t));
+    if check_database {
+        for part in batch.chunks(5000) {
+            let numbers: Vec<String> = part.iter().map(|p| p.row.ticket_no.clone()).collect();
+            for t in ticket::Entity::find()
+                .filter(ticket::Column::TicketNo.is_in(numbers))
+                .all(&store.db)
+                .await?
+            {
+                taken.insert(t.ticket_no.clone(), t);
+            }
+            let pairs: Vec<(String, String)> = part
+                .iter()
+                .filter_map(|p| Some((p.row.channel.clone(), p.row.external_id.clone()?)))
+                .collect();
+            known.extend(store.existing_external_ids(&pairs).await?);
         }
     }
     let merged_nos: Vec<String> = batch
@@ -987,12 +1111,12 @@ async fn load_batch(
         .filter_map(|p| p.merged_into_no.clone())
         .collect();
     let mut merged_ids: HashMap<String, i64> = HashMap::new();
-    if !merged_nos.is_empty() {
+    for part in merged_nos.chunks(5000) {
         for (id, no) in ticket::Entity::find()
             .select_only()
             .column(ticket::Column::Id)
             .column(ticket::Column::TicketNo)
-            .filter(ticket::Column::TicketNo.is_in(merged_nos))
+            .filter(ticket::Column::TicketNo.is_in(part.iter().cloned()))
             .into_tuple::<(i64, String)>()
             .all(&store.db)
             .await?
@@ -1023,7 +1147,7 @@ async fn load_batch(
     }
     let ids = store.reserve_ticket_ids(fresh.len()).await?;
     let mut tickets = Vec::with_capacity(fresh.len());
-    let mut rollup = Rollup::new();
+    let mut rollup = FastRollup::default();
     let mut sequences: HashMap<(String, String), i64> = HashMap::new();
     for (p, id) in fresh.into_iter().zip(ids) {
         let mut row = p.row;
@@ -1053,8 +1177,7 @@ async fn load_batch(
             .iter()
             .map(crate::store::stats::history_event)
             .collect::<StoreResult<_>>()?;
-        add_facts(
-            &mut rollup,
+        rollup.add(
             &dims_of(&row),
             &history_facts(row.created_at, &domain, &history),
         );
@@ -1109,23 +1232,32 @@ async fn load_batch(
             departments,
         });
     }
-    rollup.retain(|_, c| !c.is_zero());
-    store.bulk_insert(&tickets, &rollup).await?;
+    store
+        .bulk_insert_sharded(&tickets, &rollup.take(), shard)
+        .await?;
     report.imported += tickets.len() as u64;
-    // Live numbering continues after imported numbers of the same day.
+    // Live numbering continues after imported numbers of the same day; rows
+    // in key order, so concurrent loaders never deadlock on them.
     let b = store.backend();
-    for ((day, channel), last) in sequences {
+    let mut sequences: Vec<_> = sequences.into_iter().collect();
+    sequences.sort();
+    for part in sequences.chunks(500) {
+        let rows: Vec<String> = part
+            .iter()
+            .map(|((day, channel), last)| format!("('{day}', '{channel}', {last})"))
+            .collect();
         store
             .db
             .execute_raw(Statement::from_string(
                 b,
                 format!(
-                    "INSERT INTO ticket_sequences (day, channel, last) VALUES ('{day}', '{channel}', {last}) \
+                    "INSERT INTO ticket_sequences (day, channel, last) VALUES {} \
                      ON CONFLICT (day, channel) DO UPDATE SET last = CASE WHEN excluded.last > ticket_sequences.last \
-                     THEN excluded.last ELSE ticket_sequences.last END"
+                     THEN excluded.last ELSE ticket_sequences.last END",
+                    rows.join(", ")
                 ),
             ))
             .await?;
     }
-    Ok(())
+    Ok(report)
 }

@@ -153,10 +153,17 @@ fn main() -> ExitCode {
                 let started = std::time::Instant::now();
                 let r = hotline::jobs::outbox::deliver_due(&store, &mailer, &settings.mail.from)
                     .await?;
+                let sender = hotline::infra::webhook::WebhookSender::new(
+                    &settings.channels.wenzheng.secret,
+                );
+                let w = hotline::jobs::outbox::deliver_webhooks(&store, &sender).await?;
                 println!(
-                    "deliver sent={} failed={} seconds={:.3}",
+                    "deliver sent={} failed={} webhooks_sent={} webhooks_failed={} webhooks_parked={} seconds={:.3}",
                     r.sent,
                     r.failed,
+                    w.sent,
+                    w.failed,
+                    w.parked,
                     started.elapsed().as_secs_f64()
                 );
                 Ok(())

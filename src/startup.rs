@@ -133,6 +133,34 @@ pub async fn bootstrap_admin(
     Ok(())
 }
 
+/// The router's catalogue: the newest version edited through the API, else
+/// the configured file. The model is trained in the background.
+async fn routing(
+    settings: &Settings,
+    store: &Store,
+) -> Result<std::sync::Arc<jobs::retrain::Routing>, StartupError> {
+    let stored = match store.latest_catalogue().await? {
+        Some(row) => match jobs::retrain::stored_catalogue(&row.body) {
+            Ok(c) => Some((c, row.version, Some(row.created_at))),
+            Err(e) => {
+                tracing::error!(version = row.version, errors = ?e, "stored catalogue unusable; using the file");
+                None
+            }
+        },
+        None => None,
+    };
+    let (catalogue, version, updated_at) = match stored {
+        Some(s) => s,
+        None => (settings.load_catalogue()?, 0, None),
+    };
+    Ok(std::sync::Arc::new(jobs::retrain::Routing::new(
+        catalogue,
+        version,
+        updated_at,
+        settings.routing.corpus().map(Into::into),
+    )))
+}
+
 pub struct Application {
     port: u16,
     server: Server,
@@ -181,7 +209,13 @@ impl Application {
                     message: e.to_string(),
                 })
             })?;
+        let routing = routing(&settings, &store).await?;
         tracing::info!(mail = %mailer.describe(), redis = redis.is_some(), "background workers starting");
+        tokio::spawn(jobs::retrain::run(
+            routing.clone(),
+            store.clone(),
+            settings.routing.retrain_every(),
+        ));
         tokio::spawn(jobs::sweeper::run(
             store.clone(),
             calendar.clone(),
@@ -196,12 +230,29 @@ impl Application {
             settings.mail.from.clone(),
             Duration::from_secs(settings.mail.deliver_interval),
         ));
+        // awc is single-threaded: the webhook worker runs on this thread.
+        actix_web::rt::spawn(jobs::outbox::run_webhooks(
+            store.clone(),
+            settings.channels.wenzheng.secret.clone(),
+            Duration::from_secs(settings.mail.deliver_interval),
+        ));
         if settings.report.weekly {
             tokio::spawn(jobs::bulletin::run(
                 store.clone(),
                 settings.stats.basically_satisfied_counts,
                 settings.data_dir.join("reports"),
                 Duration::from_secs(600),
+            ));
+        }
+        if settings.hotspots.enabled {
+            let live = routing.clone();
+            tokio::spawn(jobs::hotspots::run(
+                store.clone(),
+                move || live.current().catalogue.clone(),
+                settings.hotspots.rules(),
+                settings.server.base_url.clone(),
+                settings.hotspots.every(),
+                Lease::new(redis.clone()),
             ));
         }
         let addr = format!("{}:{}", settings.server.host, settings.server.port);
@@ -222,6 +273,7 @@ impl Application {
             redis,
             mailer,
             limits,
+            routing,
         });
         let data = state.clone();
         let mut server = HttpServer::new(move || {

@@ -9,6 +9,9 @@ pub mod m20261122_000003_stats;
 mod m20261122_000004_stats_months;
 mod m20261122_000005_stats_shards;
 mod m20261123_000006_open311_requests;
+mod m20261124_000007_reply_push_duplicates;
+mod m20261124_000008_catalogue_versions;
+mod m20261124_000009_hotspots;
 
 pub struct Migrator;
 
@@ -22,6 +25,9 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000004_stats_months::Migration),
             Box::new(m20261122_000005_stats_shards::Migration),
             Box::new(m20261123_000006_open311_requests::Migration),
+            Box::new(m20261124_000007_reply_push_duplicates::Migration),
+            Box::new(m20261124_000008_catalogue_versions::Migration),
+            Box::new(m20261124_000009_hotspots::Migration),
         ]
     }
 }

@@ -7,7 +7,6 @@ use serde_json::{Value, json};
 
 use super::AppState;
 use super::error::ApiError;
-use crate::domain::types::DepartmentKind;
 use crate::domain::wenzheng::{Post, SignatureError, verify};
 
 pub async fn wenzheng(
@@ -39,12 +38,16 @@ pub async fn wenzheng(
         .map_err(|e| ApiError::new("malformed_json", format!("the body is not JSON: {e}")))?;
     let post: Post = serde_json::from_value(value)
         .map_err(|e| ApiError::validation(format!("not a wenzheng post: {e}")))?;
-    let districts: Vec<(String, String)> = state
-        .store
-        .list_departments()
-        .await?
+    // Only the districts the region may name: one indexed look-up, none
+    // when the post names no region (intake is a hot path).
+    let region = post.region.trim();
+    let candidates = if region.is_empty() {
+        Vec::new()
+    } else {
+        state.store.districts_named(region).await?
+    };
+    let districts: Vec<(String, String)> = candidates
         .into_iter()
-        .filter(|d| d.kind == DepartmentKind::District.as_str())
         .map(|d| {
             let name = d.name.trim_end_matches("人民政府").to_owned();
             (d.code, name)

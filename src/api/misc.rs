@@ -10,8 +10,9 @@ use super::error::ApiError;
 use super::views::ts;
 use super::{ApiJson, AppState};
 use crate::domain::calendar::WorkingDuration;
-use crate::domain::types::{DepartmentCode, DepartmentKind, Role, TicketNo};
+use crate::domain::types::{DepartmentCode, DepartmentKind, Role, TicketNo, TicketState};
 use crate::store::entities::department;
+use crate::store::tickets::Scope;
 
 fn department_json(d: &department::Model) -> serde_json::Value {
     json!({"id": d.id, "code": d.code, "name": d.name, "kind": d.kind, "email": d.email,
@@ -113,7 +114,15 @@ pub async fn public_progress(
         .await?
         .filter(|t| constant_eq(t.query_code.as_bytes(), code.as_bytes()))
         .ok_or_else(ApiError::not_found)?;
-    let dept = match &t.department {
+    // A merged appeal (并单) is answered by the one it was merged into: its
+    // citizen sees that reply and who gave it.
+    let merged = t.state == TicketState::Merged.as_str();
+    let answered_by = match t.merged_into.filter(|_| merged) {
+        Some(m) => state.store.ticket(m, &Scope::All).await?,
+        None => None,
+    };
+    let a = answered_by.as_ref().unwrap_or(&t);
+    let dept = match a.department.as_ref().or(t.department.as_ref()) {
         Some(d) => state.store.department(d).await?.map(|d| d.name),
         None => None,
     };
@@ -126,9 +135,10 @@ pub async fn public_progress(
         "created_at": ts(t.created_at),
         "dispatched_at": t.dispatched_at.map(ts),
         "reply_due_at": t.reply_due_at.map(ts),
-        "replied_at": t.replied_at.map(ts),
+        "replied_at": a.replied_at.map(ts),
         "closed_at": t.closed_at.map(ts),
-        "reply": t.reply_content,
+        "reply": a.reply_content,
+        "merged": merged,
     }))
 }
 
@@ -226,9 +236,13 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
             }
         },
     };
+    // Parked rows (a receiver refused them for good) need an admin, not a
+    // restart: they degrade the detail, and readiness stays 200.
     let outbox = match state.store.outbox_backlog(crate::store::now()).await {
         Ok(b) => {
-            json!({"status": "ok", "pending": b.pending, "oldest_pending_seconds": b.oldest_pending_secs, "transport": state.mailer.describe()})
+            json!({"status": if b.failed > 0 { "degraded" } else { "ok" }, "pending": b.pending,
+                   "oldest_pending_seconds": b.oldest_pending_secs, "failed": b.failed,
+                   "transport": state.mailer.describe()})
         }
         Err(e) => json!({"status": "error", "error": e.to_string()}),
     };
@@ -285,8 +299,9 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
          # HELP hotline_database_up The database answers.\n# TYPE hotline_database_up gauge\nhotline_database_up {db_up}\n\
          # HELP hotline_redis_up Redis answers (-1: not configured).\n# TYPE hotline_redis_up gauge\nhotline_redis_up {redis_up}\n\
          # HELP hotline_outbox_pending Notifications waiting for delivery.\n# TYPE hotline_outbox_pending gauge\nhotline_outbox_pending {}\n\
-         # HELP hotline_outbox_oldest_pending_seconds Age of the oldest undelivered notification.\n# TYPE hotline_outbox_oldest_pending_seconds gauge\nhotline_outbox_oldest_pending_seconds {}\n",
-        b.pending, b.oldest_pending_secs
+         # HELP hotline_outbox_oldest_pending_seconds Age of the oldest undelivered notification.\n# TYPE hotline_outbox_oldest_pending_seconds gauge\nhotline_outbox_oldest_pending_seconds {}\n\
+         # HELP hotline_outbox_failed Outbox rows refused for good, waiting for an admin.\n# TYPE hotline_outbox_failed gauge\nhotline_outbox_failed {}\n",
+        b.pending, b.oldest_pending_secs, b.failed
     );
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")

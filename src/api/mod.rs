@@ -5,10 +5,13 @@ pub mod auth;
 pub mod channels;
 pub mod error;
 pub mod export;
+pub mod hotspots;
 pub mod mailbox;
 pub mod misc;
 pub mod open311;
 pub mod openapi;
+pub mod outbox;
+pub mod routing;
 pub mod stats;
 pub mod stream;
 pub mod tickets;
@@ -38,6 +41,8 @@ pub struct AppState {
     pub redis: Option<crate::infra::redis::RedisHandle>,
     pub mailer: crate::infra::mail::Mailer,
     pub limits: crate::infra::ratelimit::PublicLimits,
+    /// The live router and catalogue (智能派单).
+    pub routing: std::sync::Arc<crate::jobs::retrain::Routing>,
 }
 
 pub const MAX_BODY: usize = 1024 * 1024;
@@ -157,7 +162,7 @@ fn resource(path: &str) -> actix_web::Resource {
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    use actix_web::web::{get, post};
+    use actix_web::web::{get, post, put};
     cfg.service(resource("/").route(get().to(misc::index)))
         .service(resource("/healthz").route(get().to(misc::healthz)))
         .service(resource("/metrics").route(get().to(misc::metrics)))
@@ -180,14 +185,26 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                         .route(get().to(misc::list_departments))
                         .route(post().to(misc::create_department)),
                 )
+                .service(
+                    resource("/catalogue")
+                        .route(get().to(routing::catalogue))
+                        .route(put().to(routing::replace_catalogue)),
+                )
+                .service(resource("/catalogue/versions").route(get().to(routing::versions)))
+                .service(
+                    resource("/catalogue/versions/{version}").route(get().to(routing::version)),
+                )
                 .service(resource("/calendar/due").route(get().to(misc::due)))
                 .service(resource("/stats").route(get().to(stats::stats)))
+                .service(resource("/hotspots").route(get().to(hotspots::list)))
                 .service(
                     resource("/channels/wenzheng/appeals").route(post().to(channels::wenzheng)),
                 )
                 .service(resource("/export").route(get().to(export::export)))
                 .service(resource("/events/stream").route(get().to(stream::stream)))
                 .service(resource("/access-log").route(get().to(tickets::access_log)))
+                .service(resource("/outbox").route(get().to(outbox::list)))
+                .service(resource("/outbox/{id}/retry").route(post().to(outbox::retry)))
                 .service(
                     resource("/public/tickets/{ticket_no}").route(get().to(misc::public_ticket)),
                 )
@@ -198,6 +215,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                         .route(get().to(tickets::list)),
                 )
                 .service(resource("/tickets/{id}").route(get().to(tickets::get)))
+                .service(resource("/tickets/{id}/route").route(get().to(routing::route)))
                 .service(resource("/tickets/{id}/dispatch").route(post().to(tickets::dispatch)))
                 .service(resource("/tickets/{id}/sign").route(post().to(tickets::sign)))
                 .service(resource("/tickets/{id}/return").route(post().to(tickets::return_ticket)))

@@ -9,8 +9,7 @@ mod render;
 mod requests;
 
 use std::collections::HashMap;
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::Arc;
 
 use actix_web::http::StatusCode;
 use actix_web::web::{self, get, post};
@@ -19,7 +18,7 @@ use chrono::{DateTime, Utc};
 
 use super::AppState;
 use super::error::ApiError;
-use crate::config::{Environment, Settings};
+use crate::config::Environment;
 use crate::domain::calendar::city_tz;
 use crate::domain::catalogue::{DISTRICT_TARGET, Topic};
 use crate::store::StoreError;
@@ -122,49 +121,45 @@ fn format_of(req: &HttpRequest) -> Result<Format, Refusal> {
     })
 }
 
-/// The catalogue's topics, read once per catalogue file.
+/// The catalogue's topics: the catalogue the router uses now (the newest
+/// version edited through the API, else the configured file).
 struct Catalogue {
-    topics: Vec<Topic>,
+    catalogue: Arc<crate::domain::catalogue::Catalogue>,
     /// Department code → name, as the catalogue has them.
     names: HashMap<String, String>,
-    /// When the catalogue file last changed (the discovery `changeset`).
+    /// When the catalogue last changed (the discovery `changeset`).
     changeset: String,
 }
 
 impl Catalogue {
+    fn topics(&self) -> &[Topic] {
+        &self.catalogue.topics
+    }
+
     fn topic(&self, code: &str) -> Option<&Topic> {
-        self.topics.iter().find(|t| t.code == code)
+        self.topics().iter().find(|t| t.code == code)
     }
 }
 
-fn catalogue(settings: &Settings) -> Result<Arc<Catalogue>, Failure> {
-    static CACHE: OnceLock<Mutex<HashMap<PathBuf, Arc<Catalogue>>>> = OnceLock::new();
-    let mut cache = CACHE
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner);
-    if let Some(c) = cache.get(&settings.catalogue) {
-        return Ok(c.clone());
-    }
-    let c = settings.load_catalogue().map_err(|e| {
-        tracing::error!(error = %e, "open311: cannot load the catalogue");
-        Failure::new(500, "the service list is unavailable")
-    })?;
-    let changeset = std::fs::metadata(&settings.catalogue)
-        .and_then(|m| m.modified())
-        .map(|t| w3c_minutes(DateTime::<Utc>::from(t)))
-        .unwrap_or_else(|_| "2026-11-21 00:00".to_owned());
-    let c = Arc::new(Catalogue {
-        names: c
+fn catalogue(state: &AppState) -> Result<Arc<Catalogue>, Failure> {
+    let live = state.routing.current();
+    let changeset = match live.updated_at {
+        Some(t) => w3c_minutes(t),
+        None => std::fs::metadata(&state.settings.catalogue)
+            .and_then(|m| m.modified())
+            .map(|t| w3c_minutes(DateTime::<Utc>::from(t)))
+            .unwrap_or_else(|_| "2026-11-21 00:00".to_owned()),
+    };
+    Ok(Arc::new(Catalogue {
+        names: live
+            .catalogue
             .departments
             .iter()
             .map(|d| (d.code.as_str().to_owned(), d.name.clone()))
             .collect(),
-        topics: c.topics,
+        catalogue: live.catalogue.clone(),
         changeset,
-    });
-    cache.insert(settings.catalogue.clone(), c.clone());
-    Ok(c)
+    }))
 }
 
 /// Department code → name: the database's, else the catalogue's.
@@ -193,7 +188,7 @@ fn w3c_minutes(t: DateTime<Utc>) -> String {
 
 async fn discovery(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, Refusal> {
     let fmt = format_of(&req)?;
-    let c = catalogue(&state.settings).within(fmt)?;
+    let c = catalogue(&state).within(fmt)?;
     let base = state.settings.server.base_url.trim_end_matches('/');
     let kind = if state.settings.env == Environment::Production {
         "production"
@@ -252,11 +247,11 @@ fn service_node(t: &Topic, names: &HashMap<String, String>) -> Node {
 
 async fn services(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, Refusal> {
     let fmt = format_of(&req)?;
-    let c = catalogue(&state.settings).within(fmt)?;
+    let c = catalogue(&state).within(fmt)?;
     let names = department_names(&state, &c).await.within(fmt)?;
     let list = Node::List(
         "service",
-        c.topics.iter().map(|t| service_node(t, &names)).collect(),
+        c.topics().iter().map(|t| service_node(t, &names)).collect(),
     );
     Ok(respond(StatusCode::OK, "services", &list, fmt))
 }
@@ -268,7 +263,7 @@ async fn service_definition(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, Refusal> {
     let fmt = format_of(&req)?;
-    let c = catalogue(&state.settings).within(fmt)?;
+    let c = catalogue(&state).within(fmt)?;
     let code = req.match_info().get("code").unwrap_or_default();
     let topic = c.topic(code).ok_or_else(|| {
         Refusal(

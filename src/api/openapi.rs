@@ -101,6 +101,51 @@ pub const OPERATIONS: &[Operation] = &[
         "Ticket",
     ),
     (
+        "get",
+        "/api/v1/tickets/{id}/route",
+        "Ranked lead-department suggestions (智能派单) with confidence and reason",
+        "agent, dispatcher (scoped)",
+        None,
+        200,
+        "RouteSuggestions",
+    ),
+    (
+        "get",
+        "/api/v1/catalogue",
+        "The dispatch catalogue in force (派单目录); version 0 is the configuration file",
+        "any user",
+        None,
+        200,
+        "Catalogue",
+    ),
+    (
+        "put",
+        "/api/v1/catalogue",
+        "Replace the catalogue: stored as a new version, routing uses it at once; `version` (optional) is the one edited, 409 if another edit came first",
+        "admin",
+        Some("Catalogue"),
+        200,
+        "Catalogue",
+    ),
+    (
+        "get",
+        "/api/v1/catalogue/versions",
+        "Catalogue versions, newest first: who and when",
+        "any user",
+        None,
+        200,
+        "CatalogueVersionList",
+    ),
+    (
+        "get",
+        "/api/v1/catalogue/versions/{version}",
+        "One stored catalogue version, whole",
+        "any user",
+        None,
+        200,
+        "Catalogue",
+    ),
+    (
         "post",
         "/api/v1/tickets/{id}/dispatch",
         "Dispatch or re-dispatch (派单/改派)",
@@ -210,6 +255,24 @@ pub const OPERATIONS: &[Operation] = &[
     ),
     (
         "get",
+        "/api/v1/outbox",
+        "Outbox rows (mail and 问政江西 reply pushes), newest first; ?status=failed lists the parked ones",
+        "admin",
+        None,
+        200,
+        "OutboxList",
+    ),
+    (
+        "post",
+        "/api/v1/outbox/{id}/retry",
+        "Queue a failed (parked) or backing-off row again, due now; 409 when already sent",
+        "admin",
+        None,
+        200,
+        "OutboxRow",
+    ),
+    (
+        "get",
         "/api/v1/public/tickets/{ticket_no}",
         "Public progress look-up with the query code",
         "anyone",
@@ -234,6 +297,15 @@ pub const OPERATIONS: &[Operation] = &[
         None,
         200,
         "Stats",
+    ),
+    (
+        "get",
+        "/api/v1/hotspots",
+        "Current hotspots (苗头性、倾向性问题): ≥ hotspots.min_appeals appeals on one topic from one place within hotspots.window, most recent activity first",
+        "leader, supervisor, dispatcher, admin",
+        None,
+        200,
+        "HotspotList",
     ),
     (
         "post",
@@ -275,7 +347,7 @@ pub const OPERATIONS: &[Operation] = &[
     (
         "get",
         "/readyz",
-        "Readiness (database, Redis when configured)",
+        "Readiness (database, Redis when configured, outbox backlog and parked rows)",
         "anyone",
         None,
         200,
@@ -321,6 +393,34 @@ fn params(path: &str, method: &str) -> Vec<Value> {
             out.push(q("q", s.clone()));
             out.push(q("created_from", dt.clone()));
             out.push(q("created_to", dt.clone()));
+            out.push(q("page", json!({"type": "integer", "minimum": 1})));
+            out.push(q(
+                "per_page",
+                json!({"type": "integer", "minimum": 1, "maximum": 500}),
+            ));
+        }
+        ("get", "/api/v1/tickets/{id}/route") => {
+            out.push(q(
+                "limit",
+                json!({"type": "integer", "minimum": 1, "maximum": 10, "default": 3}),
+            ));
+        }
+        ("get", "/api/v1/catalogue/versions") => {
+            out.push(q("page", json!({"type": "integer", "minimum": 1})));
+            out.push(q(
+                "per_page",
+                json!({"type": "integer", "minimum": 1, "maximum": 500}),
+            ));
+        }
+        ("get", "/api/v1/outbox") => {
+            out.push(q(
+                "status",
+                json!({"type": "string", "enum": ["pending", "sent", "failed", "no_recipient"]}),
+            ));
+            out.push(q(
+                "transport",
+                json!({"type": "string", "enum": ["mail", "webhook"]}),
+            ));
             out.push(q("page", json!({"type": "integer", "minimum": 1})));
             out.push(q(
                 "per_page",
@@ -426,9 +526,25 @@ fn schemas() -> Value {
             "reply": {"type": ["object", "null"], "properties": {"content": str_, "resolved": {"type": ["boolean", "null"]}, "replied_at": dtn}},
             "satisfaction": strn,
             "events": {"type": "array", "items": {"$ref": "#/components/schemas/Event"}},
-            "extensions": {"type": "array", "items": {"$ref": "#/components/schemas/Extension"}}}},
+            "extensions": {"type": "array", "items": {"$ref": "#/components/schemas/Extension"}},
+            "possible_duplicate_of": {"type": ["string", "null"], "description": "ticket number of an earlier appeal this one may repeat (same phone and similar text, or same address and category, within 72 h)"}}},
         "TicketList": list("Ticket"),
         "Dispatch": {"type": "object", "required": ["department"], "properties": {"department": str_, "co_departments": {"type": "array", "items": str_}, "note": strn}},
+        "RouteSuggestions": {"type": "object", "required": ["suggestions"], "properties": {
+            "ticket_id": {"type": "integer"}, "catalogue_version": {"type": "integer"},
+            "suggestions": {"type": "array", "items": {"type": "object", "required": ["department", "confidence", "reason"], "properties": {
+                "department": str_, "name": strn,
+                "confidence": {"type": "number", "minimum": 0, "maximum": 1}, "reason": str_}}}}},
+        "Catalogue": {"type": "object", "required": ["departments"], "properties": {
+            "version": {"type": "integer", "minimum": 0},
+            "departments": {"type": "array", "items": {"type": "object", "required": ["code", "name", "kind"], "properties": {
+                "code": {"type": "string", "pattern": "^[a-z][a-z0-9_]{0,63}$"}, "name": str_, "kind": e(&["functional", "district"]), "email": strn}}},
+            "topics": {"type": "array", "items": {"type": "object", "required": ["code", "name", "department", "keywords"], "properties": {
+                "code": {"type": "string", "pattern": "^[a-z][a-z0-9_]{0,63}$"}, "name": str_,
+                "department": {"type": "string", "description": "a department code, or @district (the appeal's own district)"},
+                "keywords": {"type": "array", "minItems": 1, "items": str_}, "description": strn}}}}},
+        "CatalogueVersionList": list("CatalogueVersion"),
+        "CatalogueVersion": {"type": "object", "properties": {"version": {"type": "integer"}, "author": str_, "created_at": dt}},
         "Reason": {"type": "object", "required": ["reason"], "properties": {"reason": {"type": "string", "minLength": 1}}},
         "ExtensionRequest": {"type": "object", "required": ["working_days", "reason"], "properties": {"working_days": {"type": "integer", "minimum": 1, "maximum": 30}, "reason": {"type": "string", "minLength": 1}}},
         "ExtensionDecision": {"type": "object", "required": ["approve"], "properties": {"approve": {"type": "boolean"}, "note": strn}},
@@ -440,7 +556,12 @@ fn schemas() -> Value {
         "Reveal": {"type": "object", "properties": {"ticket_id": {"type": "integer"}, "ticket_no": str_, "citizen": {"type": "object", "properties": {"name": strn, "phone": strn}}}},
         "AccessLogList": list("AccessLogEntry"),
         "AccessLogEntry": {"type": "object", "properties": {"id": {"type": "integer"}, "at": dt, "username": str_, "role": str_, "ticket_id": {"type": ["integer", "null"]}, "action": str_, "reason": str_}},
-        "PublicTicket": {"type": "object", "properties": {"ticket_no": str_, "state": {"$ref": "#/components/schemas/TicketState"}, "resolution": strn, "category": str_, "department": strn, "created_at": dt, "dispatched_at": dtn, "reply_due_at": dtn, "replied_at": dtn, "closed_at": dtn, "reply": strn}},
+        "PublicTicket": {"type": "object", "properties": {"ticket_no": str_, "state": {"$ref": "#/components/schemas/TicketState"}, "resolution": strn, "category": str_, "department": strn, "created_at": dt, "dispatched_at": dtn, "reply_due_at": dtn, "replied_at": dtn, "closed_at": dtn, "reply": strn, "merged": {"type": "boolean", "description": "merged into another appeal (并单): reply, replied_at and department are that appeal's"}}},
+        "OutboxList": list("OutboxRow"),
+        "OutboxRow": {"type": "object", "properties": {"id": {"type": "integer"}, "created_at": dt, "kind": str_,
+            "transport": e(&["mail", "webhook"]), "ticket_id": {"type": ["integer", "null"]}, "recipient": str_, "subject": str_, "body": str_,
+            "status": e(&["pending", "sent", "failed", "no_recipient"]), "attempts": {"type": "integer"},
+            "next_attempt_at": dt, "last_error": strn, "sent_at": dtn}},
         "Due": {"type": "object", "required": ["from", "due_at"], "properties": {"from": dt, "due_at": dt}},
         "WenzhengPost": {"type": "object", "required": ["post_id", "title", "content", "poster", "region", "posted_at"], "properties": {
             "post_id": {"type": "string", "minLength": 1, "maxLength": 128}, "title": str_, "content": str_,
@@ -471,6 +592,13 @@ fn schemas() -> Value {
             "groups": {"type": "array", "items": {"type": "object", "required": ["key", "name", "figures"], "properties": {
                 "key": {"type": "string"}, "name": {"type": "string"},
                 "figures": {"$ref": "#/components/schemas/Figures"}}}}}},
+        "Hotspot": {"type": "object", "required": ["id", "topic", "topic_name", "district", "place", "count", "first_at", "last_at", "ticket_nos"], "properties": {
+            "id": {"type": "integer"}, "topic": str_, "topic_name": str_, "district": strn, "district_name": strn,
+            "place": str_, "latitude": {"type": ["number", "null"]}, "longitude": {"type": ["number", "null"]},
+            "count": {"type": "integer"}, "first_at": dt, "last_at": dt, "detected_at": dt,
+            "ticket_nos": {"type": "array", "items": str_}}},
+        "HotspotList": {"type": "object", "required": ["items"], "properties": {
+            "items": {"type": "array", "items": {"$ref": "#/components/schemas/Hotspot"}}}},
         "Status": {"type": "object", "properties": {"status": str_}},
     })
 }

@@ -33,10 +33,10 @@ pub async fn create(
         .into_inner()
         .parse(&caller.username)
         .map_err(ApiError::validation_many)?;
-    let created = state.intake.submit(appeal).await?;
+    let mut created = state.intake.submit(appeal).await?;
     let now = crate::store::now();
     if created.created {
-        announce_created(&state, &created.ticket, now).await;
+        created.ticket = announce_created(&state, &created.ticket, now).await;
     }
     let view = ticket_view_with(&created.ticket, true, true, now);
     Ok(if created.created {
@@ -46,12 +46,14 @@ pub async fn create(
     })
 }
 
-/// Tells live clients of every instance about a new ticket.
+/// Tells live clients of every instance about a new ticket, then lets the
+/// router dispatch it when auto-dispatch is on and it is sure enough.
+/// Returns the ticket as it now stands.
 pub async fn announce_created(
     state: &AppState,
     t: &ticket::Model,
     now: chrono::DateTime<chrono::Utc>,
-) {
+) -> ticket::Model {
     let ev = BusEvent {
         ticket_id: t.id,
         ticket_no: t.ticket_no.clone(),
@@ -62,6 +64,9 @@ pub async fn announce_created(
         at: now,
     };
     state.bus.publish(&ev).await;
+    super::routing::auto_dispatch(state, t)
+        .await
+        .unwrap_or_else(|| t.clone())
 }
 
 #[derive(Deserialize)]
@@ -249,6 +254,19 @@ async fn transition(
     action: &Action,
     side: &SideEffect,
 ) -> Result<(ticket::Model, Option<extension::Model>), ApiError> {
+    transition_with(state, caller, id, action, side, &serde_json::Value::Null).await
+}
+
+/// [`transition`], with `extra`'s fields added to the event's payload (the
+/// router's confidence and reason).
+pub(super) async fn transition_with(
+    state: &AppState,
+    caller: &Caller,
+    id: i64,
+    action: &Action,
+    side: &SideEffect,
+    extra: &serde_json::Value,
+) -> Result<(ticket::Model, Option<extension::Model>), ApiError> {
     let rules = Rules {
         calendar: &state.calendar,
         sla: &state.settings.sla,
@@ -257,8 +275,19 @@ async fn transition(
         let before = load(state, caller, id).await?;
         let now = crate::store::now();
         let current = to_domain(&before)?;
-        let (after, event) = lifecycle::apply(&rules, &current, &caller.actor(), action, now)?;
-        let outbox = notices(state, &before, &after, &event, now).await?;
+        let (after, mut event) = lifecycle::apply(&rules, &current, &caller.actor(), action, now)?;
+        if let (Some(extra), Some(payload)) = (extra.as_object(), event.payload.as_object_mut()) {
+            payload.extend(extra.clone());
+        }
+        let mut outbox = notices(state, &before, &after, &event, now).await?;
+        // 问政江西 hears the answer to its posts (this one's, and merged ones').
+        let reply_url = &state.settings.channels.wenzheng.reply_url;
+        outbox.extend(
+            state
+                .store
+                .reply_push_drafts(reply_url, &before, &after, &event)
+                .await?,
+        );
         if let Some(done) = state
             .store
             .commit_transition(

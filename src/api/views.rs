@@ -77,6 +77,10 @@ pub struct TicketView {
     pub events: Option<Vec<EventView>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub extensions: Option<Vec<ExtensionView>>,
+    /// The number of an earlier ticket this appeal may repeat (重复件), for
+    /// the dispatcher to merge: same phone and similar text, or same address
+    /// and category, within 72 hours of it.
+    pub possible_duplicate_of: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -214,5 +218,6 @@ pub fn ticket_view_with(
         satisfaction: t.satisfaction.clone(),
         events: None,
         extensions: None,
+        possible_duplicate_of: t.possible_duplicate_of.clone(),
     }
 }

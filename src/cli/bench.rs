@@ -1,6 +1,7 @@
 //! `hotline bench intake`: registers tickets over HTTP against a running
 //! server at N concurrent connections, prints tickets/s, p50 and p99, and
-//! counts the rows in the database to prove none was lost.
+//! counts the rows in the database to prove none was lost. `bench wenzheng`
+//! does the same with signed 问政江西 pushes.
 
 use std::time::{Duration, Instant};
 
@@ -24,6 +25,26 @@ pub enum BenchCommand {
         #[arg(long, env = "HOTLINE_ADMIN_PASSWORD")]
         password: String,
         /// Tickets to register (after a warm-up of 2% of them).
+        #[arg(long, default_value_t = 20_000)]
+        requests: usize,
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+    },
+    /// 问政江西 pushes over HTTP: signed posts (HMAC-SHA256 over
+    /// timestamp.body), each with its own post_id.
+    Wenzheng {
+        /// Base URL of a running `hotline serve`.
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        url: String,
+        /// The shared secret; default: `channels.wenzheng.secret` of this
+        /// configuration (e.g. HOTLINE__CHANNELS__WENZHENG__SECRET).
+        #[arg(long)]
+        secret: Option<String>,
+        /// The posts' `region` (a district name or code the server knows;
+        /// empty = none).
+        #[arg(long, default_value = "")]
+        region: String,
+        /// Posts to push (after a warm-up of 2% of them).
         #[arg(long, default_value_t = 20_000)]
         requests: usize,
         #[arg(long, default_value_t = 16)]
@@ -191,6 +212,16 @@ pub async fn run(settings: &Settings, cmd: BenchCommand) -> Result<(), StartupEr
             requests,
         } => return stats(&url, &username, &password, requests).await,
         BenchCommand::Route(args) => return crate::cli::route_eval::bench(settings, args),
+        BenchCommand::Wenzheng {
+            url,
+            secret,
+            region,
+            requests,
+            concurrency,
+        } => {
+            let secret = secret.unwrap_or_else(|| settings.channels.wenzheng.secret.clone());
+            return wenzheng(settings, &url, &secret, &region, requests, concurrency).await;
+        }
     };
     let client = awc::Client::default();
     let admin = login(&client, &url, &username, &password).await?;
@@ -309,4 +340,148 @@ async fn drive(
     }
     let ok = all.len();
     (all, ok, failed)
+}
+
+/// `bench wenzheng`: signed posts at `concurrency` connections; appeals/s,
+/// p50, p99, and the count of new tickets found in the database afterwards.
+async fn wenzheng(
+    settings: &Settings,
+    url: &str,
+    secret: &str,
+    region: &str,
+    requests: usize,
+    concurrency: usize,
+) -> Result<(), StartupError> {
+    if secret.is_empty() {
+        return Err(err(
+            "no secret: pass --secret or set channels.wenzheng.secret (HOTLINE__CHANNELS__WENZHENG__SECRET)",
+        ));
+    }
+    let store = Store::connect(&settings.database_url(), 2).await?;
+    let before = store.count_tickets().await?;
+    let run = format!(
+        "bench-{}-{}",
+        std::process::id(),
+        chrono::Utc::now().timestamp()
+    );
+    let warmup = (requests / 50).max(concurrency);
+    let w = drive_wenzheng(
+        url,
+        secret,
+        region,
+        &format!("{run}-w"),
+        warmup,
+        concurrency,
+    )
+    .await?;
+    let started = Instant::now();
+    let mut r = drive_wenzheng(
+        url,
+        secret,
+        region,
+        &format!("{run}-r"),
+        requests,
+        concurrency,
+    )
+    .await?;
+    let secs = started.elapsed().as_secs_f64();
+    r.0.sort_unstable();
+    let (lat, ok, failed) = r;
+    let stored = store.count_tickets().await? - before;
+    let acked = (ok + w.1) as u64;
+    println!(
+        "wenzheng backend={} concurrency={concurrency} appeals={ok} failed={failed} seconds={secs:.2} rate={:.0}/s p50={:.2}ms p99={:.2}ms",
+        format!("{:?}", store.backend()).to_lowercase(),
+        ok as f64 / secs,
+        quantile_ms(&lat, 0.50),
+        quantile_ms(&lat, 0.99),
+    );
+    println!(
+        "wenzheng check: acknowledged={acked} (incl. {} warm-up) found_in_database={stored} lost={}",
+        w.1,
+        acked.saturating_sub(stored)
+    );
+    if stored < acked {
+        return Err(err(
+            "posts acknowledged with 201 are missing from the database",
+        ));
+    }
+    Ok(())
+}
+
+/// `n` signed pushes over `concurrency` connections, post ids `{run}-{w}-{i}`;
+/// latencies of the 201s, their count, and the failures.
+async fn drive_wenzheng(
+    url: &str,
+    secret: &str,
+    region: &str,
+    run: &str,
+    n: usize,
+    concurrency: usize,
+) -> Result<(Vec<Duration>, usize, usize), StartupError> {
+    let mut handles = Vec::new();
+    for w in 0..concurrency {
+        let share = n / concurrency + usize::from(w < n % concurrency);
+        let url = format!("{url}/api/v1/channels/wenzheng/appeals");
+        let (secret, region, run) = (secret.to_owned(), region.to_owned(), run.to_owned());
+        handles.push(actix_web::rt::spawn(async move {
+            let client = awc::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .finish();
+            let mut lat = Vec::with_capacity(share);
+            let (mut failed, mut first_error) = (0, None);
+            for i in 0..share {
+                let body = json!({
+                    "post_id": format!("{run}-{w}-{i}"),
+                    "title": "小区门口道路积水",
+                    "content": format!("小区门口道路积水严重，雨天无法通行，请尽快处理。({w}-{i})"),
+                    "poster": {"nickname": "网友", "phone": format!("137{:08}", (w * 1_000_000 + i) % 100_000_000)},
+                    "region": region,
+                    "posted_at": chrono::Utc::now().to_rfc3339(),
+                });
+                let body = serde_json::to_vec(&body).unwrap_or_default();
+                let t0 = Instant::now();
+                let ts = chrono::Utc::now().timestamp().to_string();
+                let sig = crate::domain::wenzheng::sign(&secret, &ts, &body);
+                let res = client
+                    .post(&url)
+                    .insert_header(("content-type", "application/json"))
+                    .insert_header(("x-wenzheng-timestamp", ts))
+                    .insert_header(("x-wenzheng-signature", sig))
+                    .send_body(body)
+                    .await;
+                match res {
+                    Ok(mut r) if r.status().as_u16() == 201 => {
+                        let _ = r.body().await;
+                        lat.push(t0.elapsed());
+                    }
+                    Ok(mut r) => {
+                        failed += 1;
+                        let b = r.body().await.unwrap_or_default();
+                        first_error.get_or_insert_with(|| {
+                            format!("{}: {}", r.status(), String::from_utf8_lossy(&b))
+                        });
+                    }
+                    Err(e) => {
+                        failed += 1;
+                        first_error.get_or_insert_with(|| e.to_string());
+                    }
+                }
+            }
+            (lat, failed, first_error)
+        }));
+    }
+    let mut all = Vec::with_capacity(n);
+    let mut failed = 0;
+    for h in handles {
+        if let Ok((l, f, e)) = h.await {
+            all.extend(l);
+            failed += f;
+            if let Some(e) = e {
+                eprintln!("wenzheng: first refusal on a connection: {e}");
+            }
+        }
+    }
+    let ok = all.len();
+    Ok((all, ok, failed))
 }

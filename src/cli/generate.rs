@@ -17,7 +17,7 @@ use sea_orm::{ConnectionTrait, DbBackend, Statement};
 
 use crate::config::Settings;
 use crate::domain::calendar::Calendar;
-use crate::domain::figures::{Counts, Dim, Fact, Rollup, TicketDims, midnight, transition_facts};
+use crate::domain::figures::{FastRollup, Rollup, TicketDims, midnight, transition_facts};
 use crate::domain::lifecycle::{self, Action, EventDraft, Rules, Ticket};
 use crate::domain::simulate::propose;
 use crate::domain::types::{Category, Channel, EventKind, TicketNo, TicketState, Urgency};
@@ -70,59 +70,6 @@ fn weighted<T: Copy>(rng: &mut StdRng, items: &[(T, u32)]) -> T {
         roll -= w;
     }
     items[0].0
-}
-
-/// The rollups of many tickets, with interned strings: aggregating millions
-/// of facts into a map keyed by owned strings costs more than simulating.
-#[derive(Default)]
-struct FastRollup {
-    strings: std::collections::HashMap<String, u32>,
-    names: Vec<String>,
-    rows: std::collections::HashMap<(Dim, i32, u32, u32), Counts>,
-}
-
-impl FastRollup {
-    fn intern(&mut self, s: &str) -> u32 {
-        if let Some(i) = self.strings.get(s) {
-            return *i;
-        }
-        let i = self.names.len() as u32;
-        self.names.push(s.to_owned());
-        self.strings.insert(s.to_owned(), i);
-        i
-    }
-
-    fn add(&mut self, dims: &TicketDims, facts: &[Fact]) {
-        let values = Dim::ALL.map(|d| self.intern(d.value(dims)));
-        for f in facts {
-            let dept = self.intern(&f.department);
-            for (dim, value) in Dim::ALL.into_iter().zip(values) {
-                self.rows
-                    .entry((dim, dim.key_day(f.day), dept, value))
-                    .or_default()
-                    .add(f.col, f.n);
-            }
-        }
-    }
-
-    fn take(&mut self) -> Rollup {
-        let names = &self.names;
-        self.rows
-            .drain()
-            .filter(|(_, c)| !c.is_zero())
-            .map(|((dim, day, dept, value), c)| {
-                (
-                    (
-                        dim,
-                        day,
-                        names[dept as usize].clone(),
-                        names[value as usize].clone(),
-                    ),
-                    c,
-                )
-            })
-            .collect()
-    }
 }
 
 struct Generator<'a> {
@@ -281,6 +228,7 @@ impl Generator<'_> {
             reply_resolved: t.reply_resolved,
             satisfaction: t.satisfaction.map(|s| s.as_str().to_owned()),
             version: events.len() as i32 - 1,
+            possible_duplicate_of: None,
         };
         BulkTicket {
             row,
@@ -390,14 +338,7 @@ pub async fn run(
 
     // Secondary indexes are dropped for the load and built again after:
     // building an index once is far cheaper than keeping it up row by row.
-    let indexes = secondary_indexes(store).await?;
-    for (name, _) in &indexes {
-        store
-            .db
-            .execute_unprepared(&format!("DROP INDEX {name}"))
-            .await
-            .map_err(err)?;
-    }
+    let indexes = store.drop_secondary_indexes().await?;
 
     let started = Instant::now();
     let (mut tickets, mut events) = (0u64, 0u64);
@@ -415,9 +356,7 @@ pub async fn run(
     }
     bar.finish_and_clear();
     let loaded = started.elapsed().as_secs_f64();
-    for (_, sql) in &indexes {
-        store.db.execute_unprepared(sql).await.map_err(err)?;
-    }
+    store.create_indexes(&indexes).await?;
     let numbers = producer
         .join()
         .map_err(|_| err("the generator thread panicked"))?;
@@ -456,31 +395,4 @@ pub async fn run(
         tickets as f64 / secs
     );
     Ok(())
-}
-
-/// The non-unique indexes of the bulk-loaded tables: (name, CREATE statement).
-async fn secondary_indexes(store: &Store) -> Result<Vec<(String, String)>, StartupError> {
-    let b = store.backend();
-    let sql = if b == DbBackend::Postgres {
-        "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = current_schema() \
-         AND tablename IN ('tickets', 'ticket_events', 'ticket_departments') \
-         AND indexdef NOT LIKE 'CREATE UNIQUE%'"
-    } else {
-        "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL \
-         AND tbl_name IN ('tickets', 'ticket_events', 'ticket_departments') \
-         AND sql NOT LIKE 'CREATE UNIQUE%'"
-    };
-    let rows = store
-        .db
-        .query_all_raw(Statement::from_string(b, sql.to_owned()))
-        .await
-        .map_err(err)?;
-    rows.iter()
-        .map(|r| {
-            Ok((
-                r.try_get_by_index(0).map_err(err)?,
-                r.try_get_by_index(1).map_err(err)?,
-            ))
-        })
-        .collect()
 }

@@ -3,14 +3,14 @@
 
 use std::collections::HashSet;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::types::{DepartmentCode, DepartmentKind};
 
 /// A topic whose `department` is this goes to the appeal's own district.
 pub const DISTRICT_TARGET: &str = "@district";
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CatalogueDepartment {
     pub code: DepartmentCode,
@@ -20,7 +20,7 @@ pub struct CatalogueDepartment {
     pub email: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Topic {
     pub code: String,
@@ -31,7 +31,7 @@ pub struct Topic {
     pub description: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Catalogue {
     pub departments: Vec<CatalogueDepartment>,
@@ -40,27 +40,79 @@ pub struct Catalogue {
 }
 
 impl Catalogue {
+    /// Reads and checks the TOML form (`config/catalogue.toml`).
     pub fn parse(text: &str) -> Result<Catalogue, String> {
         let c: Catalogue = toml::from_str(text).map_err(|e| e.to_string())?;
+        match c.problems() {
+            p if p.is_empty() => Ok(c),
+            p => Err(p.join("; ")),
+        }
+    }
+
+    /// Reads and checks the JSON form (the API's, and the stored versions').
+    pub fn from_json(value: serde_json::Value) -> Result<Catalogue, Vec<String>> {
+        let c: Catalogue = serde_json::from_value(value).map_err(|e| vec![e.to_string()])?;
+        match c.problems() {
+            p if p.is_empty() => Ok(c),
+            p => Err(p),
+        }
+    }
+
+    /// Everything wrong with a catalogue, however it was read (TOML file or
+    /// JSON through the API); empty when it can be used.
+    pub fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.departments.is_empty() {
+            out.push("the catalogue lists no departments".to_owned());
+        }
         let mut codes = HashSet::new();
-        for d in &c.departments {
+        for d in &self.departments {
             if !codes.insert(d.code.as_str()) {
-                return Err(format!("department `{}` is listed twice", d.code));
+                out.push(format!("department `{}` is listed twice", d.code));
+            }
+            if d.name.trim().is_empty() {
+                out.push(format!("department `{}` has no name", d.code));
+            }
+            if d.email.as_deref().is_some_and(|e| !e.contains('@')) {
+                out.push(format!(
+                    "department `{}`: `email` is not an address",
+                    d.code
+                ));
             }
         }
         let mut topics = HashSet::new();
-        for t in &c.topics {
+        for t in &self.topics {
+            let code_ok = t.code.starts_with(|c: char| c.is_ascii_lowercase())
+                && t.code.len() <= 64
+                && t.code
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+            if !code_ok {
+                out.push(format!(
+                    "topic `{}`: the code must be lowercase letters, digits and _ (at most 64)",
+                    t.code.chars().take(64).collect::<String>()
+                ));
+            }
             if !topics.insert(t.code.as_str()) {
-                return Err(format!("topic `{}` is listed twice", t.code));
+                out.push(format!("topic `{}` is listed twice", t.code));
+            }
+            if t.name.trim().is_empty() {
+                out.push(format!("topic `{}` has no name", t.code));
             }
             if t.department != DISTRICT_TARGET && !codes.contains(t.department.as_str()) {
-                return Err(format!(
+                out.push(format!(
                     "topic `{}` names unknown department `{}`",
                     t.code, t.department
                 ));
             }
+            if t.keywords.is_empty() {
+                out.push(format!("topic `{}` has no keywords", t.code));
+            }
+            if t.keywords.iter().any(|k| k.trim().is_empty()) {
+                out.push(format!("topic `{}` has an empty keyword", t.code));
+            }
         }
-        Ok(c)
+        out
     }
 }
 
@@ -96,5 +148,24 @@ mod tests {
             keywords = ["燃气"]
         "#;
         assert!(Catalogue::parse(bad).unwrap_err().contains("gas"));
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let bad = r#"
+            [[departments]]
+            code = "water"
+            name = ""
+            kind = "functional"
+            [[topics]]
+            code = "Leak"
+            name = "漏水"
+            department = "water"
+            keywords = []
+        "#;
+        let err = Catalogue::parse(bad).unwrap_err();
+        for part in ["no name", "code must be", "no keywords"] {
+            assert!(err.contains(part), "{part}: {err}");
+        }
     }
 }

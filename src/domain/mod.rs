@@ -4,8 +4,10 @@
 pub mod appeal;
 pub mod calendar;
 pub mod catalogue;
+pub mod duplicates;
 pub mod escalation;
 pub mod figures;
+pub mod hotspots;
 pub mod lifecycle;
 pub mod notify;
 pub mod router;

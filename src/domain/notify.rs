@@ -14,6 +14,8 @@ pub enum Audience {
     DepartmentHeads(String),
     /// Every `supervisor` and `leader` (督办).
     SupervisorsAndLeaders,
+    /// Every `supervisor` (热点预警).
+    Supervisors,
     /// Every `leader` (通报).
     Leaders,
 }

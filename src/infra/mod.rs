@@ -7,3 +7,4 @@ pub mod lease;
 pub mod mail;
 pub mod ratelimit;
 pub mod redis;
+pub mod webhook;

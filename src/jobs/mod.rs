@@ -2,5 +2,7 @@
 //! outbox delivery worker. Both stay exactly-once through the database.
 
 pub mod bulletin;
+pub mod hotspots;
 pub mod outbox;
+pub mod retrain;
 pub mod sweeper;

@@ -1,13 +1,17 @@
 //! Outbox delivery: every instance claims pending rows (a compare-and-set
 //! lease, so two workers never send the same row), sends them concurrently,
 //! and marks them sent — or schedules a retry with back-off. Nothing is ever
-//! dropped: a row stays pending until a transport accepts it.
+//! dropped: a row stays pending until a transport accepts it, or — a webhook
+//! the receiver refuses with a 4xx — is parked as `failed` for an admin.
+//! Mail and webhooks are claimed and sent by separate workers.
 
 use std::time::Duration;
 
 use futures_util::StreamExt;
 
 use crate::infra::mail::{CONCURRENCY, Mailer};
+use crate::infra::webhook::{self, Outcome, WebhookSender};
+use crate::store::outbox::Transport;
 use crate::store::{Store, StoreResult};
 
 const BATCH: u64 = 64;
@@ -15,7 +19,10 @@ const BATCH: u64 = 64;
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct DeliveryReport {
     pub sent: usize,
+    /// Attempts that failed and will be retried.
     pub failed: usize,
+    /// Rows refused for good and parked as `failed`.
+    pub parked: usize,
 }
 
 /// Delivers what is due now, batch after batch, until nothing is left.
@@ -28,7 +35,7 @@ pub async fn deliver_due(
     loop {
         let now = crate::store::now();
         let rows = store
-            .claim_outbox(now, chrono::Duration::minutes(5), BATCH)
+            .claim_outbox(Transport::Mail, now, chrono::Duration::minutes(5), BATCH)
             .await?;
         if rows.is_empty() {
             return Ok(report);
@@ -56,6 +63,79 @@ pub async fn deliver_due(
         }
         report.sent += sent.len();
         store.outbox_sent(&sent, crate::store::now()).await?;
+    }
+}
+
+/// Delivers the due webhooks (问政江西 reply pushes), batch after batch,
+/// until nothing is left: 2xx → sent; 5xx, 408, 429, timeout, no connection
+/// → retried with back-off; any other 4xx → parked as `failed`.
+pub async fn deliver_webhooks(
+    store: &Store,
+    sender: &WebhookSender,
+) -> StoreResult<DeliveryReport> {
+    let mut report = DeliveryReport::default();
+    loop {
+        let now = crate::store::now();
+        let rows = store
+            .claim_outbox(Transport::Webhook, now, chrono::Duration::minutes(5), BATCH)
+            .await?;
+        if rows.is_empty() {
+            return Ok(report);
+        }
+        let sends: Vec<_> = rows
+            .iter()
+            .map(|r| Box::pin(sender.send(&r.recipient, &r.body)))
+            .collect();
+        let results: Vec<Outcome> = futures_util::stream::iter(sends)
+            .buffered(webhook::CONCURRENCY)
+            .collect()
+            .await;
+        let mut sent = Vec::new();
+        for (row, outcome) in rows.iter().zip(results) {
+            match outcome {
+                Outcome::Delivered => sent.push(row.id),
+                Outcome::Retry { error, retry_after } => {
+                    report.failed += 1;
+                    tracing::warn!(outbox = row.id, attempts = row.attempts + 1, %error, "webhook not accepted; will retry");
+                    let at_least = retry_after
+                        .and_then(|d| chrono::Duration::from_std(d).ok())
+                        .unwrap_or_else(chrono::Duration::zero);
+                    store
+                        .outbox_retry_after(row, &error, crate::store::now(), at_least)
+                        .await?;
+                }
+                Outcome::Refused { error } => {
+                    report.parked += 1;
+                    tracing::error!(outbox = row.id, url = %row.recipient, %error, "webhook refused; parked as failed");
+                    store.outbox_park(row, &error, crate::store::now()).await?;
+                }
+            }
+        }
+        report.sent += sent.len();
+        store.outbox_sent(&sent, crate::store::now()).await?;
+    }
+}
+
+/// Runs webhook delivery every `interval` until the process ends. Not
+/// `Send`: spawn it on the current thread (`actix_web::rt::spawn`).
+pub async fn run_webhooks(store: Store, secret: String, interval: Duration) {
+    let sender = WebhookSender::new(&secret);
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match deliver_webhooks(&store, &sender).await {
+            Ok(r) if r.sent + r.failed + r.parked > 0 => {
+                tracing::info!(
+                    sent = r.sent,
+                    failed = r.failed,
+                    parked = r.parked,
+                    "webhook delivery"
+                )
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "webhook delivery failed; retrying next round"),
+        }
     }
 }
 

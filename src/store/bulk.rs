@@ -264,16 +264,33 @@ impl Store {
     /// Writes `batch` and adds `rollup` (the batch's figures) in one
     /// transaction: all of it or nothing.
     pub async fn bulk_insert(&self, batch: &[BulkTicket], rollup: &Rollup) -> StoreResult<()> {
+        self.bulk_insert_sharded(batch, rollup, 0).await
+    }
+
+    /// [`Store::bulk_insert`] adding the rollups to `shard` (PostgreSQL;
+    /// SQLite has one writer and uses shard 0): concurrent loaders on
+    /// different shards never wait on one another's rollup rows.
+    pub async fn bulk_insert_sharded(
+        &self,
+        batch: &[BulkTicket],
+        rollup: &Rollup,
+        shard: i16,
+    ) -> StoreResult<()> {
         if batch.is_empty() {
             return Ok(());
         }
         match self.backend() {
-            DbBackend::Postgres => self.bulk_insert_pg(batch, rollup).await,
+            DbBackend::Postgres => self.bulk_insert_pg(batch, rollup, shard).await,
             _ => self.bulk_insert_sqlite(batch, rollup).await,
         }
     }
 
-    async fn bulk_insert_pg(&self, batch: &[BulkTicket], rollup: &Rollup) -> StoreResult<()> {
+    async fn bulk_insert_pg(
+        &self,
+        batch: &[BulkTicket],
+        rollup: &Rollup,
+        shard: i16,
+    ) -> StoreResult<()> {
         let pool = self.db.get_postgres_connection_pool();
         let mut tx = pool.begin().await.map_err(sqlx_err)?;
         let mut buf = String::with_capacity(batch.len() * 600);
@@ -326,10 +343,12 @@ impl Store {
                 .map(|c| format!("{0} = stats_daily.{0} + excluded.{0}", c.name()))
                 .collect();
             exec(format!(
-                "INSERT INTO stats_daily ({0}) SELECT {0} FROM stats_load ORDER BY dim, day, department, value \
+                "INSERT INTO stats_daily ({0}, shard) SELECT {0}, {2} FROM stats_load \
+                 ORDER BY dim, day, department, value \
                  ON CONFLICT (dim, day, department, value, shard) DO UPDATE SET {1}",
                 cols.join(", "),
-                sets.join(", ")
+                sets.join(", "),
+                shard
             ))
             .execute(&mut *tx)
             .await
@@ -430,4 +449,83 @@ async fn insert_rows<C: ConnectionTrait>(
             .await?;
     }
     Ok(())
+}
+
+impl Store {
+    /// The identities (`channel` U+0001 `external_id`) among `pairs` that
+    /// exist already.
+    pub async fn existing_external_ids(
+        &self,
+        pairs: &[(String, String)],
+    ) -> StoreResult<Vec<String>> {
+        let b = self.backend();
+        let mut out = Vec::new();
+        for chunk in pairs.chunks(5000) {
+            let mut rows = Vec::with_capacity(chunk.len());
+            let mut values = Vec::with_capacity(chunk.len() * 2);
+            for (i, (channel, external)) in chunk.iter().enumerate() {
+                rows.push(match b {
+                    DbBackend::Postgres => format!("(${}, ${})", 2 * i + 1, 2 * i + 2),
+                    _ => "(?, ?)".to_owned(),
+                });
+                values.push(sea_orm::Value::from(channel.clone()));
+                values.push(sea_orm::Value::from(external.clone()));
+            }
+            let sql = format!(
+                "SELECT channel, external_id FROM tickets WHERE (channel, external_id) IN (VALUES {})",
+                rows.join(", ")
+            );
+            for r in self
+                .db
+                .query_all_raw(Statement::from_sql_and_values(b, sql, values))
+                .await?
+            {
+                let channel: String = r.try_get_by_index(0)?;
+                let external: String = r.try_get_by_index(1)?;
+                out.push(format!("{channel}\u{1}{external}"));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Drops the non-unique indexes of the bulk-loaded tables and returns
+    /// their definitions, for [`Store::create_indexes`] after the load.
+    pub async fn drop_secondary_indexes(&self) -> StoreResult<Vec<(String, String)>> {
+        let b = self.backend();
+        let sql = if b == DbBackend::Postgres {
+            "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = current_schema() \
+             AND tablename IN ('tickets', 'ticket_events', 'ticket_departments') \
+             AND indexdef NOT LIKE 'CREATE UNIQUE%'"
+        } else {
+            "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL \
+             AND tbl_name IN ('tickets', 'ticket_events', 'ticket_departments') \
+             AND sql NOT LIKE 'CREATE UNIQUE%'"
+        };
+        let mut indexes = Vec::new();
+        for r in self
+            .db
+            .query_all_raw(Statement::from_string(b, sql.to_owned()))
+            .await?
+        {
+            indexes.push((r.try_get_by_index(0)?, r.try_get_by_index(1)?));
+        }
+        for (name, _) in &indexes {
+            self.db
+                .execute_unprepared(&format!("DROP INDEX {name}"))
+                .await?;
+        }
+        Ok(indexes)
+    }
+
+    /// Creates indexes from their definitions (see
+    /// [`Store::drop_secondary_indexes`]).
+    pub async fn create_indexes(&self, indexes: &[(String, String)]) -> StoreResult<()> {
+        for (_, sql) in indexes {
+            self.db.execute_unprepared(sql).await?;
+        }
+        if !indexes.is_empty() {
+            self.db.execute_unprepared("ANALYZE").await?;
+        }
+        Ok(())
+    }
 }

@@ -109,6 +109,9 @@ pub mod ticket {
         pub satisfaction: Option<String>,
         /// Bumped by every update; updates compare-and-set on it.
         pub version: i32,
+        /// The number of an earlier ticket this one may repeat (same phone
+        /// and similar text, or same address and category, within 72 h).
+        pub possible_duplicate_of: Option<String>,
     }
     no_relations!();
 }
@@ -211,6 +214,9 @@ pub mod outbox {
         pub sent_at: Option<DateTimeUtc>,
         /// Claimed by a delivery worker until then.
         pub locked_until: Option<DateTimeUtc>,
+        /// `mail` (recipient: addresses) or `webhook` (recipient: a URL,
+        /// body: JSON, signed when sent).
+        pub transport: String,
     }
     no_relations!();
 }
@@ -235,6 +241,63 @@ pub mod open311_request {
         /// The reporter's; never shown by the Open311 API.
         pub email: Option<String>,
         pub created_at: DateTimeUtc,
+    }
+    no_relations!();
+}
+
+pub mod catalogue_version {
+    use sea_orm::entity::prelude::*;
+
+    /// One edit of the dispatch catalogue; `body` is its JSON.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "catalogue_versions")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub version: i64,
+        pub body: String,
+        pub author: String,
+        pub created_at: DateTimeUtc,
+    }
+    no_relations!();
+}
+
+pub mod hotspot {
+    use sea_orm::entity::prelude::*;
+
+    /// A cluster of similar appeals from one place (热点); members in
+    /// `hotspot_tickets`.
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "hotspots")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub id: i64,
+        /// Topic and first ticket id: the same new cluster is recorded once.
+        pub key: String,
+        pub topic: String,
+        pub topic_name: String,
+        pub district: Option<String>,
+        pub place: String,
+        pub latitude: Option<f64>,
+        pub longitude: Option<f64>,
+        pub ticket_count: i32,
+        pub first_at: DateTimeUtc,
+        pub last_at: DateTimeUtc,
+        pub detected_at: DateTimeUtc,
+        pub updated_at: DateTimeUtc,
+    }
+    no_relations!();
+}
+
+pub mod hotspot_ticket {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "hotspot_tickets")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub hotspot_id: i64,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub ticket_id: i64,
     }
     no_relations!();
 }

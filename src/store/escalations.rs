@@ -34,6 +34,9 @@ pub fn outbox_model(d: &OutboxDraft, now: DateTime<Utc>) -> outbox::ActiveModel 
     outbox::ActiveModel {
         created_at: Set(now),
         kind: Set(d.kind.clone()),
+        transport: Set(super::outbox::Transport::for_kind(&d.kind)
+            .as_str()
+            .to_owned()),
         ticket_id: Set(d.ticket_id),
         recipient: Set(d.recipient.clone()),
         subject: Set(d.subject.clone()),
@@ -113,6 +116,7 @@ impl Directory {
                 self.users(&["supervisor", "leader"], None)
                     .for_each(&mut add);
             }
+            Audience::Supervisors => self.users(&["supervisor"], None).for_each(&mut add),
             Audience::Leaders => self.users(&["leader"], None).for_each(&mut add),
         }
         out

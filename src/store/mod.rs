@@ -2,12 +2,16 @@
 //! the API needs. SQL is the only source of truth.
 
 pub mod bulk;
+pub mod duplicates;
 pub mod entities;
 pub mod escalations;
+pub mod hotspots;
 pub mod intake;
 pub mod open311;
 pub mod outbox;
 pub mod pgcopy;
+pub mod reply_push;
+pub mod routing;
 pub mod stats;
 pub mod tickets;
 pub mod users;

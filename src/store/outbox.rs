@@ -1,6 +1,8 @@
 //! The outbox: notifications written in the same transaction as the change
 //! that causes them, claimed by delivery workers with a compare-and-set
-//! lease, retried with back-off, never deleted.
+//! lease, retried with back-off, never deleted. Two transports: `mail`, and
+//! `webhook` (问政江西's reply push). A webhook the receiver refuses for good
+//! (a 4xx) is parked as `failed` until an admin retries it.
 
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::sea_query::Expr;
@@ -23,7 +25,50 @@ pub fn backoff(attempts: i32) -> Duration {
 pub struct Backlog {
     pub pending: u64,
     pub oldest_pending_secs: i64,
+    /// Parked rows: refused for good, waiting for an admin.
+    pub failed: u64,
 }
+
+/// The outbox kind of 问政江西 reply pushes; rows of this kind are webhooks.
+pub const WENZHENG_REPLY: &str = "wenzheng_reply";
+
+/// How a row is delivered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// `recipient`: comma-separated addresses; `subject` and `body`: text.
+    Mail,
+    /// `recipient`: a URL; `body`: JSON, signed at the moment it is sent.
+    Webhook,
+}
+
+impl Transport {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::Mail => "mail",
+            Transport::Webhook => "webhook",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Transport> {
+        match s {
+            "mail" => Some(Transport::Mail),
+            "webhook" => Some(Transport::Webhook),
+            _ => None,
+        }
+    }
+
+    /// Drafts name their kind; the kind decides the transport.
+    pub fn for_kind(kind: &str) -> Transport {
+        if kind == WENZHENG_REPLY {
+            Transport::Webhook
+        } else {
+            Transport::Mail
+        }
+    }
+}
+
+/// Statuses an admin may list.
+pub const STATUSES: &[&str] = &["pending", "sent", "failed", "no_recipient"];
 
 impl Store {
     /// Queues `draft` unless a row of the same `kind` exists: one bulletin per
@@ -61,11 +106,12 @@ impl Store {
         Ok(true)
     }
 
-    /// Claims up to `limit` deliverable rows for `lease`: rows another worker
-    /// holds are skipped, and a row whose worker died is free again once its
-    /// lease has passed.
+    /// Claims up to `limit` deliverable rows of `transport` for `lease`: rows
+    /// another worker holds are skipped, and a row whose worker died is free
+    /// again once its lease has passed.
     pub async fn claim_outbox(
         &self,
+        transport: Transport,
         now: DateTime<Utc>,
         lease: Duration,
         limit: u64,
@@ -74,6 +120,7 @@ impl Store {
         let free = || {
             Condition::all()
                 .add(C::Status.eq("pending"))
+                .add(C::Transport.eq(transport.as_str()))
                 .add(C::NextAttemptAt.lte(now))
                 .add(
                     Condition::any()
@@ -133,12 +180,26 @@ impl Store {
         error: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<()> {
+        self.outbox_retry_after(row, error, now, Duration::zero())
+            .await
+    }
+
+    /// As [`Store::outbox_failed`], waiting at least `at_least` (a
+    /// receiver's `Retry-After`, at most an hour).
+    pub async fn outbox_retry_after(
+        &self,
+        row: &outbox::Model,
+        error: &str,
+        now: DateTime<Utc>,
+        at_least: Duration,
+    ) -> StoreResult<()> {
         let attempts = row.attempts + 1;
+        let wait = backoff(attempts - 1).max(at_least.min(Duration::hours(1)));
         let w = self.begin_write().await?;
         outbox::Entity::update_many()
             .set(outbox::ActiveModel {
                 attempts: Set(attempts),
-                next_attempt_at: Set(now + backoff(attempts - 1)),
+                next_attempt_at: Set(now + wait),
                 last_error: Set(Some(error.chars().take(1000).collect())),
                 locked_until: Set(None),
                 ..Default::default()
@@ -150,7 +211,86 @@ impl Store {
         Ok(())
     }
 
+    /// Parks a row the receiver refused for good: `failed`, no more
+    /// attempts until an admin retries it.
+    pub async fn outbox_park(
+        &self,
+        row: &outbox::Model,
+        error: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let w = self.begin_write().await?;
+        outbox::Entity::update_many()
+            .set(outbox::ActiveModel {
+                status: Set("failed".into()),
+                attempts: Set(row.attempts + 1),
+                next_attempt_at: Set(now),
+                last_error: Set(Some(error.chars().take(1000).collect())),
+                locked_until: Set(None),
+                ..Default::default()
+            })
+            .filter(outbox::Column::Id.eq(row.id))
+            .exec(&w.txn)
+            .await?;
+        w.commit().await?;
+        Ok(())
+    }
+
+    /// Puts a parked (or backing-off) row back in the queue, due now.
+    /// `None` when there is no such row or it was already sent.
+    pub async fn outbox_requeue(
+        &self,
+        id: i64,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<outbox::Model>> {
+        use outbox::Column as C;
+        let w = self.begin_write().await?;
+        let rows = outbox::Entity::update_many()
+            .col_expr(C::Status, Expr::value("pending"))
+            .col_expr(C::NextAttemptAt, Expr::value(now))
+            .col_expr(C::LockedUntil, Expr::value(Option::<DateTime<Utc>>::None))
+            .filter(C::Id.eq(id))
+            .filter(C::Status.is_in(["failed", "pending"]))
+            .exec_with_returning(&w.txn)
+            .await?;
+        w.commit().await?;
+        Ok(rows.into_iter().next())
+    }
+
+    pub async fn outbox_row(&self, id: i64) -> StoreResult<Option<outbox::Model>> {
+        Ok(outbox::Entity::find_by_id(id).one(&self.db).await?)
+    }
+
+    /// A page of rows, newest first, optionally of one status and transport.
+    pub async fn outbox_page(
+        &self,
+        status: Option<&str>,
+        transport: Option<Transport>,
+        limit: u64,
+        offset: u64,
+    ) -> StoreResult<(Vec<outbox::Model>, u64)> {
+        let mut q = outbox::Entity::find();
+        if let Some(s) = status {
+            q = q.filter(outbox::Column::Status.eq(s));
+        }
+        if let Some(t) = transport {
+            q = q.filter(outbox::Column::Transport.eq(t.as_str()));
+        }
+        let total = q.clone().count(&self.db).await?;
+        let rows = q
+            .order_by_desc(outbox::Column::Id)
+            .limit(limit)
+            .offset(offset)
+            .all(&self.db)
+            .await?;
+        Ok((rows, total))
+    }
+
     pub async fn outbox_backlog(&self, now: DateTime<Utc>) -> StoreResult<Backlog> {
+        let failed = outbox::Entity::find()
+            .filter(outbox::Column::Status.eq("failed"))
+            .count(&self.db)
+            .await?;
         let q = outbox::Entity::find().filter(outbox::Column::Status.eq("pending"));
         let pending = q.clone().count(&self.db).await?;
         let oldest = q
@@ -162,6 +302,7 @@ impl Store {
         Ok(Backlog {
             pending,
             oldest_pending_secs: oldest,
+            failed,
         })
     }
 

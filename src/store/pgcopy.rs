@@ -248,6 +248,7 @@ pub fn ticket_from_line(line: &[u8]) -> StoreResult<ticket::Model> {
         reply_resolved: boolean(next()?)?,
         satisfaction: text(next()?)?,
         version: required(int(next()?)?, "version")? as i32,
+        possible_duplicate_of: None,
     })
 }
 

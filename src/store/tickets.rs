@@ -228,6 +228,8 @@ struct Prepared {
     day: chrono::NaiveDate,
     per_channel: HashMap<Channel, u32>,
     next_seq: HashMap<Channel, i64>,
+    /// For each of `fresh`, the earlier ticket it may repeat.
+    repeats: Vec<Option<super::duplicates::Repeat>>,
 }
 
 async fn prepare<C: ConnectionTrait>(
@@ -271,6 +273,10 @@ async fn prepare<C: ConnectionTrait>(
             None => fresh.push(idx),
         }
     }
+
+    // Possible repeats (重复件): one indexed query for the whole batch.
+    let fresh_items: Vec<&NewAppeal> = fresh.iter().map(|i| &items[*i]).collect();
+    let repeats = super::duplicates::repeats(txn, &fresh_items, now).await?;
 
     // Daily sequence numbers, one upsert per channel in the batch.
     let day = now.with_timezone(&city_tz()).date_naive();
@@ -318,6 +324,7 @@ async fn prepare<C: ConnectionTrait>(
         day,
         per_channel,
         next_seq,
+        repeats,
     })
 }
 
@@ -467,14 +474,22 @@ impl Store {
             day,
             per_channel,
             mut next_seq,
+            repeats,
         } = prepared;
 
         let mut models = Vec::with_capacity(fresh.len());
-        for idx in &fresh {
+        let mut numbers: Vec<String> = Vec::with_capacity(fresh.len());
+        for (k, idx) in fresh.iter().enumerate() {
             let i = &items[*idx];
             let seq = next_seq.entry(i.channel).or_insert(1);
             let no = TicketNo::new(day, i.channel, *seq as u32);
             *seq += 1;
+            numbers.push(no.as_str().to_owned());
+            let repeat = match repeats.get(k).cloned().flatten() {
+                Some(super::duplicates::Repeat::Stored(n)) => Some(n),
+                Some(super::duplicates::Repeat::InBatch(j)) => numbers.get(j).cloned(),
+                None => None,
+            };
             models.push(ticket::ActiveModel {
                 ticket_no: Set(no.as_str().to_owned()),
                 query_code: Set(query_code()),
@@ -512,6 +527,7 @@ impl Store {
                 reply_resolved: Set(None),
                 satisfaction: Set(None),
                 version: Set(0),
+                possible_duplicate_of: Set(repeat),
                 ..Default::default()
             });
         }

@@ -17,6 +17,23 @@ impl Store {
             .await?)
     }
 
+    /// District departments a place name may denote: by code, by name, or
+    /// by name without its 人民政府 suffix (`东湖区` for 东湖区人民政府).
+    pub async fn districts_named(&self, region: &str) -> StoreResult<Vec<department::Model>> {
+        use department::Column as C;
+        Ok(department::Entity::find()
+            .filter(C::Kind.eq(crate::domain::types::DepartmentKind::District.as_str()))
+            .filter(
+                sea_orm::Condition::any()
+                    .add(C::Code.eq(region))
+                    .add(C::Name.eq(region))
+                    .add(C::Name.eq(format!("{region}人民政府"))),
+            )
+            .order_by_asc(C::Id)
+            .all(&self.db)
+            .await?)
+    }
+
     pub async fn department(&self, code: &str) -> StoreResult<Option<department::Model>> {
         Ok(department::Entity::find()
             .filter(department::Column::Code.eq(code))

@@ -251,6 +251,14 @@ impl TestApp {
         self.finish(req.send_json(body).await).await
     }
 
+    pub async fn put(&self, path: &str, token: &str, body: &Value) -> Resp {
+        let mut req = self.client.put(self.url(path));
+        if !token.is_empty() {
+            req = req.bearer_auth(token);
+        }
+        self.finish(req.send_json(body).await).await
+    }
+
     /// POST with a raw body and content type.
     pub async fn post_raw(
         &self,

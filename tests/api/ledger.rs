@@ -71,7 +71,7 @@ fn round_trip(backend: Backend) {
             calendar: &cal,
             sla: &sla,
         };
-        let report = import_csv(&b, &rules, csv.as_slice(), |_| {})
+        let report = import_csv(&b, &rules, std::io::Cursor::new(csv.clone()), |_| {})
             .await
             .expect("import");
         assert!(report.bad.is_empty(), "{:?}", report.bad);
@@ -111,7 +111,7 @@ fn round_trip(backend: Backend) {
         assert_eq!(back.lines().count(), sent.lines().count());
 
         // A second import adds nothing.
-        let again = import_csv(&b, &rules, csv.as_slice(), |_| {})
+        let again = import_csv(&b, &rules, std::io::Cursor::new(csv.clone()), |_| {})
             .await
             .expect("again");
         assert_eq!((again.imported, again.existing), (0, 40));
@@ -175,9 +175,14 @@ both!(bad_rows_are_reported_by_line, |app: TestApp| async move {
         calendar: &cal,
         sla: &sla,
     };
-    let r = import_csv(store, &rules, csv.as_bytes(), |_| {})
-        .await
-        .expect("import");
+    let r = import_csv(
+        store,
+        &rules,
+        std::io::Cursor::new(csv.as_bytes().to_vec()),
+        |_| {},
+    )
+    .await
+    .expect("import");
     assert_eq!(r.imported, 2);
     let lines: Vec<u64> = r.bad.iter().map(|(l, _)| *l).collect();
     assert_eq!(lines, vec![3, 4, 5], "{:?}", r.bad);

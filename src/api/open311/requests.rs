@@ -85,7 +85,7 @@ async fn answer_requests(
     q: &RequestQuery,
     fmt: Format,
 ) -> Result<Vec<Node>, Refusal> {
-    let c = catalogue(&state.settings).within(fmt)?;
+    let c = catalogue(state).within(fmt)?;
     let names = department_names(state, &c).await.within(fmt)?;
     let rows = state.store.open311_requests(q).await.within(fmt)?;
     Ok(rows
@@ -201,7 +201,7 @@ pub async fn create_request(
     let fmt = format_of(&req)?;
     let params = post_params(&req, body).within(fmt)?;
     check_key(&state.settings, &params).within(fmt)?;
-    let c = catalogue(&state.settings).within(fmt)?;
+    let c = catalogue(&state).within(fmt)?;
     let sub = Submission::parse(&params, |code| c.topic(code).is_some()).within(fmt)?;
     let service_name = c
         .topic(&sub.service_code)
