@@ -170,21 +170,37 @@ impl FromRequest for Caller {
                 .ok_or_else(|| {
                     ApiError::unauthorized("an `Authorization: Bearer <token>` header is required")
                 })?;
-            let hash = hash_token(token);
-            let now = crate::store::now();
-            if let Some(c) = state.tokens.get(&hash, now) {
-                return Ok(c);
-            }
-            let (u, exp) = state
-                .store
-                .token_user(&hash, now)
-                .await?
-                .ok_or_else(|| ApiError::unauthorized("the token is invalid or has expired"))?;
-            let c = caller_of(&u)?;
-            state.tokens.put(hash, c.clone(), exp);
-            Ok(c)
+            caller_for_token(&state, token).await
         })
     }
+}
+
+/// The user behind a bearer token (header or the pages' session cookie).
+pub async fn caller_for_token(state: &AppState, token: &str) -> Result<Caller, ApiError> {
+    let hash = hash_token(token);
+    let now = crate::store::now();
+    if let Some(c) = state.tokens.get(&hash, now) {
+        return Ok(c);
+    }
+    let (u, exp) = state
+        .store
+        .token_user(&hash, now)
+        .await?
+        .ok_or_else(|| ApiError::unauthorized("the token is invalid or has expired"))?;
+    let c = caller_of(&u)?;
+    state.tokens.put(hash, c.clone(), exp);
+    Ok(c)
+}
+
+/// Ends a token's life (log-out): revoked in the database and dropped from
+/// this instance's cache (other instances' caches forget it within 30 s).
+pub async fn revoke_token(state: &AppState, token: &str) -> Result<(), ApiError> {
+    let hash = hash_token(token);
+    if let Ok(mut map) = state.tokens.entries.lock() {
+        map.remove(&hash);
+    }
+    state.store.revoke_token(&hash, crate::store::now()).await?;
+    Ok(())
 }
 
 #[derive(Deserialize)]
@@ -203,12 +219,26 @@ pub async fn login(
             "`username` and `password` are required",
         ));
     }
-    let user = state.store.user_by_name(body.username.trim()).await?;
+    let user = check_password(&state, &body.username, body.password).await?;
+    let (token, expires_at) = issue_token(&state, user.id).await?;
+    Ok(HttpResponse::Ok().json(json!({
+        "token": token,
+        "expires_at": ts(expires_at),
+        "user": user_json(&user),
+    })))
+}
+
+/// The active user with this name and password, or `unauthorized`.
+pub async fn check_password(
+    state: &AppState,
+    username: &str,
+    password: String,
+) -> Result<user::Model, ApiError> {
+    let user = state.store.user_by_name(username.trim()).await?;
     let hash = user
         .as_ref()
         .filter(|u| u.active)
         .map(|u| u.password_hash.clone());
-    let password = body.password;
     // Hash even for unknown users so timing does not reveal which exist.
     let ok = web::block(move || match hash {
         Some(h) => verify_password(&password, &h),
@@ -219,16 +249,10 @@ pub async fn login(
     })
     .await
     .map_err(ApiError::internal)?;
-    let user = match (ok, user) {
-        (true, Some(u)) => u,
-        _ => return Err(ApiError::unauthorized("wrong username or password")),
-    };
-    let (token, expires_at) = issue_token(&state, user.id).await?;
-    Ok(HttpResponse::Ok().json(json!({
-        "token": token,
-        "expires_at": ts(expires_at),
-        "user": user_json(&user),
-    })))
+    match (ok, user) {
+        (true, Some(u)) => Ok(u),
+        _ => Err(ApiError::unauthorized("wrong username or password")),
+    }
 }
 
 pub async fn issue_token(

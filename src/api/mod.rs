@@ -162,8 +162,30 @@ fn resource(path: &str) -> actix_web::Resource {
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
+    use crate::web::{agent, dispatch, inbox, session, ticket_page};
     use actix_web::web::{get, post, put};
-    cfg.service(resource("/").route(get().to(misc::index)))
+    cfg.service(resource("/").route(get().to(session::home)))
+        .service(
+            resource("/login")
+                .route(get().to(session::login_page))
+                .route(post().to(session::login_submit)),
+        )
+        .service(resource("/logout").route(post().to(session::logout)))
+        .service(resource("/static/pages.js").route(get().to(session::script)))
+        .service(
+            resource("/agent")
+                .route(get().to(agent::agent_page))
+                .route(post().to(agent::agent_submit)),
+        )
+        .service(resource("/agent/suggest").route(post().to(agent::suggest)))
+        .service(resource("/dispatch").route(get().to(dispatch::dispatch_page)))
+        .service(resource("/inbox").route(get().to(inbox::inbox)))
+        .service(resource("/dashboard").route(get().to(crate::web::dashboard::dashboard)))
+        .service(resource("/dashboard/live").route(get().to(crate::web::dashboard::live)))
+        .service(resource("/dashboard/events").route(get().to(crate::web::dashboard::events)))
+        .service(resource("/static/dashboard.js").route(get().to(crate::web::dashboard::script)))
+        .service(resource("/tickets/{id}").route(get().to(ticket_page::show)))
+        .service(resource("/tickets/{id}/{action}").route(post().to(ticket_page::act)))
         .service(resource("/healthz").route(get().to(misc::healthz)))
         .service(resource("/metrics").route(get().to(misc::metrics)))
         .service(resource("/readyz").route(get().to(misc::readyz)))

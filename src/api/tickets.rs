@@ -28,22 +28,31 @@ pub async fn create(
     state: web::Data<AppState>,
     body: ApiJson<RawAppeal>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require(&[Role::Agent, Role::Dispatcher])?;
-    let appeal = body
-        .into_inner()
-        .parse(&caller.username)
-        .map_err(ApiError::validation_many)?;
-    let mut created = state.intake.submit(appeal).await?;
+    let created = register(&state, &caller, body.into_inner()).await?;
     let now = crate::store::now();
-    if created.created {
-        created.ticket = announce_created(&state, &created.ticket, now).await;
-    }
     let view = ticket_view_with(&created.ticket, true, true, now);
     Ok(if created.created {
         HttpResponse::Created().json(view)
     } else {
         HttpResponse::Ok().json(view)
     })
+}
+
+/// Registers an appeal logged by an agent or dispatcher (API and agent page).
+pub async fn register(
+    state: &AppState,
+    caller: &Caller,
+    raw: RawAppeal,
+) -> Result<crate::store::tickets::Created, ApiError> {
+    caller.require(&[Role::Agent, Role::Dispatcher])?;
+    let appeal = raw
+        .parse(&caller.username)
+        .map_err(ApiError::validation_many)?;
+    let mut created = state.intake.submit(appeal).await?;
+    if created.created {
+        created.ticket = announce_created(state, &created.ticket, crate::store::now()).await;
+    }
+    Ok(created)
 }
 
 /// Tells live clients of every instance about a new ticket, then lets the
@@ -199,7 +208,7 @@ pub fn ticket_id(raw: &str) -> Result<i64, ApiError> {
         .ok_or_else(ApiError::not_found)
 }
 
-async fn load(state: &AppState, caller: &Caller, id: i64) -> Result<ticket::Model, ApiError> {
+pub async fn load(state: &AppState, caller: &Caller, id: i64) -> Result<ticket::Model, ApiError> {
     state
         .store
         .ticket(id, &caller.scope())
@@ -247,7 +256,7 @@ pub async fn get(
 /// Runs one action through the lifecycle and commits it, retrying when a
 /// concurrent change wins the compare-and-set. Notices the change causes go
 /// into the outbox in the same transaction; live clients hear of it after.
-async fn transition(
+pub async fn transition(
     state: &AppState,
     caller: &Caller,
     id: i64,
@@ -405,9 +414,20 @@ pub async fn dispatch(
 ) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner();
     caller.require(&[Role::Dispatcher])?;
-    let mut codes = vec![b.department.trim().to_owned()];
+    let action = dispatch_action(&state, &b.department, &b.co_departments, b.note).await?;
+    act(state, caller, path, action).await
+}
+
+/// A dispatch to known departments (the lead, then co-departments).
+pub async fn dispatch_action(
+    state: &AppState,
+    department: &str,
+    co_departments: &[String],
+    note: Option<String>,
+) -> Result<Action, ApiError> {
+    let mut codes = vec![department.trim().to_owned()];
     let mut co = Vec::new();
-    for c in &b.co_departments {
+    for c in co_departments {
         let c = c.trim().to_owned();
         if !co.contains(&c) {
             co.push(c);
@@ -420,12 +440,11 @@ pub async fn dispatch(
             return Err(ApiError::validation(format!("unknown department `{c}`")));
         }
     }
-    let action = Action::Dispatch {
+    Ok(Action::Dispatch {
         department: codes[0].clone(),
         co_departments: co,
-        note: text(b.note),
-    };
-    act(state, caller, path, action).await
+        note: text(note),
+    })
 }
 
 pub async fn sign(
@@ -465,20 +484,31 @@ pub async fn request_extension(
 ) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner();
     let id = ticket_id(&path)?;
+    let ext = extension_request(&state, &caller, id, b.working_days, &b.reason).await?;
+    Ok(HttpResponse::Created().json(extension_view(&ext)))
+}
+
+/// A handler's request for more working days (延期申请).
+pub async fn extension_request(
+    state: &AppState,
+    caller: &Caller,
+    id: i64,
+    working_days: u32,
+    reason: &str,
+) -> Result<extension::Model, ApiError> {
     let department = caller.department.clone().unwrap_or_default();
-    let reason = b.reason.trim().to_owned();
+    let reason = reason.trim().to_owned();
     let action = Action::RequestExtension {
-        working_days: b.working_days,
+        working_days,
         reason: reason.clone(),
     };
     let side = SideEffect::NewExtension {
-        working_days: b.working_days,
+        working_days,
         reason,
         department,
     };
-    let (_, ext) = transition(&state, &caller, id, &action, &side).await?;
-    let ext = ext.ok_or_else(|| ApiError::internal("extension not stored"))?;
-    Ok(HttpResponse::Created().json(extension_view(&ext)))
+    let (_, ext) = transition(state, caller, id, &action, &side).await?;
+    ext.ok_or_else(|| ApiError::internal("extension not stored"))
 }
 
 #[derive(Deserialize)]
@@ -498,8 +528,21 @@ pub async fn decide_extension(
     let id = ticket_id(&tid)?;
     let ext_id = ticket_id(&eid)?;
     let b = body.into_inner();
+    let t = decide(&state, &caller, id, ext_id, b.approve, b.note).await?;
+    detail(&state, &caller, &t).await
+}
+
+/// A dispatcher's ruling on a pending extension request.
+pub async fn decide(
+    state: &AppState,
+    caller: &Caller,
+    id: i64,
+    ext_id: i64,
+    approve: bool,
+    note: Option<String>,
+) -> Result<ticket::Model, ApiError> {
     // Scope first: a ticket the caller cannot see does not exist for them.
-    load(&state, &caller, id).await?;
+    load(state, caller, id).await?;
     let ext = state
         .store
         .extension(ext_id)
@@ -513,20 +556,20 @@ pub async fn decide_extension(
             format!("the extension request is already {}", ext.status),
         ));
     }
-    let note = text(b.note);
+    let note = text(note);
     let action = Action::DecideExtension {
         extension_id: ext.id,
         working_days: ext.working_days.max(0) as u32,
-        approve: b.approve,
+        approve,
         note: note.clone(),
     };
     let side = SideEffect::DecideExtension {
         id: ext.id,
-        approve: b.approve,
+        approve,
         note,
     };
-    let (t, _) = transition(&state, &caller, id, &action, &side).await?;
-    detail(&state, &caller, &t).await
+    let (t, _) = transition(state, caller, id, &action, &side).await?;
+    Ok(t)
 }
 
 #[derive(Deserialize)]
@@ -604,9 +647,20 @@ pub async fn merge(
     body: ApiJson<MergeBody>,
 ) -> Result<HttpResponse, ApiError> {
     let id = ticket_id(&path)?;
+    let action = merge_action(&state, &caller, id, &body.into).await?;
+    act(state, caller, path, action).await
+}
+
+/// A merge (并单) of ticket `id` into `into`: a ticket id, or a number.
+pub async fn merge_action(
+    state: &AppState,
+    caller: &Caller,
+    id: i64,
+    into: &serde_json::Value,
+) -> Result<Action, ApiError> {
     caller.require(&[Role::Dispatcher])?;
     // `into` is a ticket id; a ticket number is accepted too.
-    let target = match &body.into {
+    let target = match into {
         serde_json::Value::Number(n) => match n.as_i64() {
             Some(i) => state.store.ticket(i, &caller.scope()).await?,
             None => None,
@@ -623,15 +677,14 @@ pub async fn merge(
             "a ticket cannot be merged into itself",
         ));
     }
-    let action = Action::Merge {
+    Ok(Action::Merge {
         into: target.id,
         into_ticket_no: target.ticket_no.clone(),
         into_state: target
             .state
             .parse()
             .map_err(|_| ApiError::internal("bad stored state"))?,
-    };
-    act(state, caller, path, action).await
+    })
 }
 
 #[derive(Deserialize)]
@@ -657,8 +710,25 @@ pub async fn reveal(
     path: web::Path<String>,
     body: ApiJson<ReasonBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let t = load(&state, &caller, ticket_id(&path)?).await?;
-    let reason = body.into_inner().reason.trim().to_owned();
+    let reason = body.into_inner().reason;
+    let t = reveal_citizen(&state, &caller, ticket_id(&path)?, &reason).await?;
+    Ok(HttpResponse::Ok().json(json!({
+        "ticket_id": t.id,
+        "ticket_no": t.ticket_no,
+        "citizen": {"name": t.citizen_name, "phone": t.citizen_phone},
+    })))
+}
+
+/// Citizen data in clear for someone in scope who gives a reason; every
+/// reveal is written to the access log first.
+pub async fn reveal_citizen(
+    state: &AppState,
+    caller: &Caller,
+    id: i64,
+    reason: &str,
+) -> Result<ticket::Model, ApiError> {
+    let t = load(state, caller, id).await?;
+    let reason = reason.trim().to_owned();
     if reason.is_empty() || reason.chars().count() > 500 {
         return Err(ApiError::validation(
             "`reason` is required (at most 500 characters)",
@@ -676,11 +746,7 @@ pub async fn reveal(
         )
         .await?;
     tracing::info!(ticket = t.id, user = %caller.username, "citizen data revealed");
-    Ok(HttpResponse::Ok().json(json!({
-        "ticket_id": t.id,
-        "ticket_no": t.ticket_no,
-        "citizen": {"name": t.citizen_name, "phone": t.citizen_phone},
-    })))
+    Ok(t)
 }
 
 #[derive(Deserialize)]

@@ -65,13 +65,17 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 200)]
         requests: usize,
     },
+    /// Page rendering over HTTP: the dashboard over a year, the inbox of a
+    /// department with `--inbox-open` open tickets, and the other staff
+    /// pages (p50/p99 each).
+    Pages(crate::cli::bench_pages::PagesArgs),
     /// The router, in process: latency of one routing on one thread, and
     /// retraining on a million synthetic historic tickets.
     Route(crate::cli::route_eval::BenchRouteArgs),
 }
 
 /// The `p` quantile of sorted latencies, in milliseconds.
-fn quantile_ms(sorted: &[Duration], p: f64) -> f64 {
+pub(crate) fn quantile_ms(sorted: &[Duration], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
     }
@@ -79,7 +83,7 @@ fn quantile_ms(sorted: &[Duration], p: f64) -> f64 {
     sorted[i].as_secs_f64() * 1000.0
 }
 
-async fn login(
+pub(crate) async fn login(
     client: &awc::Client,
     url: &str,
     username: &str,
@@ -176,7 +180,7 @@ fn err(e: impl std::fmt::Display) -> StartupError {
     StartupError::Bootstrap(e.to_string())
 }
 
-async fn post(
+pub(crate) async fn post(
     client: &awc::Client,
     url: &str,
     token: Option<&str>,
@@ -212,6 +216,7 @@ pub async fn run(settings: &Settings, cmd: BenchCommand) -> Result<(), StartupEr
             requests,
         } => return stats(&url, &username, &password, requests).await,
         BenchCommand::Route(args) => return crate::cli::route_eval::bench(settings, args),
+        BenchCommand::Pages(args) => return crate::cli::bench_pages::run(settings, args).await,
         BenchCommand::Wenzheng {
             url,
             secret,

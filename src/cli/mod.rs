@@ -1,6 +1,7 @@
 //! Command-line work beyond `serve`: demo data and benchmarks.
 
 pub mod bench;
+pub mod bench_pages;
 pub mod demo;
 pub mod generate;
 pub mod ledger;

@@ -52,6 +52,16 @@ fn cmp_rate(a: &Rate, b: &Rate) -> std::cmp::Ordering {
     }
 }
 
+/// Orders departments as the bulletin and the dashboard rank them: by
+/// 按期办结率, then 满意率 (higher first, undefined last), then code.
+pub fn rank_departments(departments: &mut [FigureGroup]) {
+    departments.sort_by(|a, b| {
+        cmp_rate(&a.figures.on_time_rate, &b.figures.on_time_rate)
+            .then_with(|| cmp_rate(&a.figures.satisfaction_rate, &b.figures.satisfaction_rate))
+            .then_with(|| a.key.cmp(&b.key))
+    });
+}
+
 /// How many overdue tickets the bulletin lists.
 pub const OVERDUE_LISTED: u64 = 10;
 
@@ -67,11 +77,7 @@ pub async fn build(store: &Store, period: Period, basically_counts: bool) -> Sto
         .into_iter()
         .filter(|g| !g.key.is_empty())
         .collect();
-    departments.sort_by(|a, b| {
-        cmp_rate(&a.figures.on_time_rate, &b.figures.on_time_rate)
-            .then_with(|| cmp_rate(&a.figures.satisfaction_rate, &b.figures.satisfaction_rate))
-            .then_with(|| a.key.cmp(&b.key))
-    });
+    rank_departments(&mut departments);
 
     let as_of = midnight(period.to).min(crate::store::now());
     // The longest overdue of each clock, each by its own deadline.

@@ -2,6 +2,7 @@
 //! the API needs. SQL is the only source of truth.
 
 pub mod bulk;
+pub mod dashboard;
 pub mod duplicates;
 pub mod entities;
 pub mod escalations;
@@ -9,6 +10,7 @@ pub mod hotspots;
 pub mod intake;
 pub mod open311;
 pub mod outbox;
+pub mod pages;
 pub mod pgcopy;
 pub mod reply_push;
 pub mod routing;
@@ -106,8 +108,16 @@ impl Store {
                 .connect_timeout(Duration::from_secs(5))
                 .acquire_timeout(Duration::from_secs(10))
                 .sqlx_logging(false);
+            // Custom plans: the intake look-ups (existing external ids,
+            // possible repeats) run thousands of times while `tickets` grows
+            // faster than autovacuum analyses it, and a generic plan cached
+            // while it was small stays a sequential scan for good.
             opt.map_sqlx_postgres_opts(|o| {
-                o.options([("synchronous_commit", "off"), ("jit", "off")])
+                o.options([
+                    ("synchronous_commit", "off"),
+                    ("jit", "off"),
+                    ("plan_cache_mode", "force_custom_plan"),
+                ])
             });
             Some(Database::connect(opt).await?)
         } else {

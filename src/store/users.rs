@@ -157,6 +157,22 @@ impl Store {
         Ok(())
     }
 
+    /// Revokes a token (log-out); an unknown or revoked one is left alone.
+    pub async fn revoke_token(&self, token_hash: &str, now: DateTime<Utc>) -> StoreResult<()> {
+        let w = self.begin_write().await?;
+        api_token::Entity::update_many()
+            .col_expr(
+                api_token::Column::RevokedAt,
+                sea_orm::sea_query::Expr::value(Some(now)),
+            )
+            .filter(api_token::Column::TokenHash.eq(token_hash))
+            .filter(api_token::Column::RevokedAt.is_null())
+            .exec(&w.txn)
+            .await?;
+        w.commit().await?;
+        Ok(())
+    }
+
     /// The active user behind a token hash, with the token's expiry.
     pub async fn token_user(
         &self,

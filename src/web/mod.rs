@@ -2,7 +2,16 @@
 //! live in `templates/`, are compiled into the binary, and are rendered by
 //! minijinja with HTML autoescape; every page extends `base.html`.
 
+pub mod agent;
+pub mod charts;
+pub mod common;
+pub mod dashboard;
+pub mod dashboard_model;
+pub mod dispatch;
+pub mod inbox;
 pub mod public;
+pub mod session;
+pub mod ticket_page;
 
 use std::sync::LazyLock;
 
@@ -23,6 +32,28 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../templates/mailbox_done.html"),
     ),
     ("track.html", include_str!("../../templates/track.html")),
+    ("staff.html", include_str!("../../templates/staff.html")),
+    ("login.html", include_str!("../../templates/login.html")),
+    ("home.html", include_str!("../../templates/home.html")),
+    ("ticket.html", include_str!("../../templates/ticket.html")),
+    ("inbox.html", include_str!("../../templates/inbox.html")),
+    (
+        "dispatch.html",
+        include_str!("../../templates/dispatch.html"),
+    ),
+    (
+        "dispatch_row.html",
+        include_str!("../../templates/dispatch_row.html"),
+    ),
+    ("agent.html", include_str!("../../templates/agent.html")),
+    (
+        "dashboard.html",
+        include_str!("../../templates/dashboard.html"),
+    ),
+    (
+        "dashboard_live.html",
+        include_str!("../../templates/dashboard_live.html"),
+    ),
 ];
 
 static ENV: LazyLock<Environment<'static>> = LazyLock::new(|| {
@@ -58,7 +89,7 @@ pub fn page(status: StatusCode, name: &str, ctx: minijinja::Value) -> HttpRespon
                 (
                     header::CONTENT_SECURITY_POLICY,
                     "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; \
-                     form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+                     script-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
                 ),
             ] {
                 h.insert(k, HeaderValue::from_static(v));
