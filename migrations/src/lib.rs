@@ -12,6 +12,7 @@ mod m20261123_000006_open311_requests;
 mod m20261124_000007_reply_push_duplicates;
 mod m20261124_000008_catalogue_versions;
 mod m20261124_000009_hotspots;
+pub mod m20261125_000010_escalated_index;
 
 pub struct Migrator;
 
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000007_reply_push_duplicates::Migration),
             Box::new(m20261124_000008_catalogue_versions::Migration),
             Box::new(m20261124_000009_hotspots::Migration),
+            Box::new(m20261125_000010_escalated_index::Migration),
         ]
     }
 }

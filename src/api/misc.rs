@@ -258,30 +258,6 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     }
 }
 
-/// The landing page until the staff pages exist: where to log in and read.
-pub async fn index(state: web::Data<AppState>) -> HttpResponse {
-    let env = state.settings.env.as_str();
-    let html = format!(
-        "<!doctype html><html lang=\"zh-CN\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
-         <title>12345 政务服务便民热线 · 诉求派单系统</title>\
-         <style>body{{font-family:sans-serif;max-width:46rem;margin:3rem auto;padding:0 1rem;line-height:1.6}}\
-         code{{background:#f4f4f4;padding:0 .2rem}}</style></head><body>\
-         <h1>12345 政务服务便民热线 · 诉求派单系统</h1>\
-         <p>环境 / environment: <code>{env}</code></p>\
-         <ul><li><a href=\"/api/docs\">API 文档 (API documentation)</a> · \
-         <a href=\"/api/openapi.json\">OpenAPI</a></li>\
-         <li>登录 / log in: <code>POST /api/v1/auth/login {{\"username\", \"password\"}}</code> \
-         (the first start prints the admin password and the demo users)</li>\
-         <li>进度查询 / progress: <code>GET /api/v1/public/tickets/&lt;工单号&gt;?code=&lt;查询码&gt;</code></li>\
-         <li><a href=\"/readyz\">/readyz</a> · <a href=\"/healthz\">/healthz</a></li></ul>\
-         </body></html>"
-    );
-    HttpResponse::Ok()
-        .content_type("text/html; charset=utf-8")
-        .body(html)
-}
-
 /// Prometheus text exposition: database and Redis health, outbox backlog.
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     let db_up = i32::from(state.store.ping().await.is_ok());

@@ -3,7 +3,8 @@
 //! one department's inbox holds `--inbox-open` open tickets (registering and
 //! dispatching the difference through the API), logs each user in, then
 //! fetches every page `--requests` times on one connection and prints p50
-//! and p99 per page. Pages the server does not have (404) are skipped.
+//! and p99 per page. A page that does not answer 200 the first time (one
+//! the server does not have) is reported and skipped.
 
 use std::time::{Duration, Instant};
 
@@ -235,7 +236,15 @@ pub async fn run(settings: &Settings, a: PagesArgs) -> Result<(), StartupError> 
                 .map_err(err)?;
             let body = res.body().limit(64 << 20).await.map_err(err)?;
             let status = res.status().as_u16();
-            if status == 404 && i == 0 {
+            if status != 200 && i == 0 {
+                println!(
+                    "pages page={name} path={p} answered {status}: skipped{}",
+                    if status == 404 {
+                        ""
+                    } else {
+                        " (an error page)"
+                    }
+                );
                 skipped = true;
                 break;
             }
@@ -251,7 +260,6 @@ pub async fn run(settings: &Settings, a: PagesArgs) -> Result<(), StartupError> 
             }
         }
         if skipped {
-            println!("pages page={name} skipped (404)");
             continue;
         }
         lat.sort_unstable();

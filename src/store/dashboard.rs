@@ -3,16 +3,11 @@
 //! tickets), and the short lists of escalated open tickets.
 
 use chrono::{DateTime, NaiveDate, Utc};
-use sea_orm::sea_query::Expr;
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, EntityTrait, Order, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, Statement,
-};
+use migration::m20261125_000010_escalated_index::{ACTIVE_DUE, RUNNING};
+use sea_orm::{ConnectionTrait, Statement};
 
-use super::entities::ticket;
 use super::{Store, StoreError, StoreResult, ph};
 use crate::domain::figures::{Dim, Period, day_key, month_start};
-use crate::domain::types::TicketState;
 
 /// One day's rollup totals for one channel.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -108,75 +103,80 @@ impl Store {
 
     /// Open tickets at `level` (2 overdue, 3 督办), longest past their active
     /// deadline first, at most `limit`, with how many there are in all;
-    /// `department` limits them to one lead department. Found through the
-    /// escalation-level index: few tickets are escalated at a time.
+    /// `department` limits them to one lead department. Both read the
+    /// partial index `idx_tickets_escalated`, whose expression and predicate
+    /// the SQL repeats literally.
     pub async fn escalated(
         &self,
         level: i16,
         department: Option<&str>,
         limit: u64,
     ) -> StoreResult<(Vec<Escalated>, u64)> {
-        use ticket::Column as C;
-        let mut q = ticket::Entity::find()
-            .filter(C::EscalationLevel.eq(level))
-            .filter(C::State.is_in([
-                TicketState::Dispatched.as_str(),
-                TicketState::InProgress.as_str(),
-            ]));
-        if let Some(d) = department {
-            q = q.filter(C::Department.eq(d));
-        }
-        let total = q.clone().count(&self.db).await?;
-        type Row = (
-            i64,
-            String,
-            String,
-            Option<String>,
-            String,
-            Option<DateTime<Utc>>,
-            Option<DateTime<Utc>>,
-            i16,
+        let b = self.backend();
+        let mut values: Vec<sea_orm::Value> = vec![level.into()];
+        let scope = match department {
+            Some(d) => {
+                values.push(d.into());
+                format!(" AND department = {}", ph(b, 2))
+            }
+            None => String::new(),
+        };
+        let filter = format!("escalation_level = {}{scope} AND {RUNNING}", ph(b, 1));
+        let count = Statement::from_sql_and_values(
+            b,
+            format!("SELECT COUNT(*) FROM tickets WHERE {filter}"),
+            values.clone(),
         );
-        let rows: Vec<Row> = q
-            .select_only()
-            .columns([
-                C::Id,
-                C::TicketNo,
-                C::Title,
-                C::Department,
-                C::State,
-                C::SignDueAt,
-                C::ReplyDueAt,
-                C::EscalationLevel,
-            ])
-            .order_by(
-                Expr::cust("CASE WHEN state = 'dispatched' THEN sign_due_at ELSE reply_due_at END"),
-                Order::Asc,
-            )
-            .order_by_asc(C::Id)
-            .limit(limit)
-            .into_tuple()
-            .all(&self.db)
-            .await?;
-        let items = rows
-            .into_iter()
-            .map(
-                |(id, ticket_no, title, department, state, sign, reply, level)| Escalated {
-                    due: if state == TicketState::Dispatched.as_str() {
-                        sign
-                    } else {
-                        reply
-                    },
-                    id,
-                    ticket_no,
-                    title,
-                    department,
-                    state,
-                    escalation_level: level,
-                },
-            )
-            .collect();
+        let list = Statement::from_sql_and_values(
+            b,
+            format!(
+                "SELECT id, ticket_no, title, department, state, {ACTIVE_DUE}, escalation_level \
+                 FROM tickets WHERE {filter} ORDER BY escalation_level, {ACTIVE_DUE}, id LIMIT {limit}"
+            ),
+            values,
+        );
+        let (total, rows) = futures_util::future::try_join(
+            self.db.query_one_raw(count),
+            self.db.query_all_raw(list),
+        )
+        .await?;
+        let total = match total {
+            Some(r) => r.try_get_by_index::<i64>(0)?.max(0) as u64,
+            None => 0,
+        };
+        let mut items = Vec::with_capacity(rows.len());
+        for r in rows {
+            items.push(Escalated {
+                id: r.try_get_by_index(0)?,
+                ticket_no: r.try_get_by_index(1)?,
+                title: r.try_get_by_index(2)?,
+                department: r.try_get_by_index(3)?,
+                state: r.try_get_by_index(4)?,
+                due: r.try_get_by_index(5)?,
+                escalation_level: r.try_get_by_index(6)?,
+            });
+        }
         Ok((items, total))
+    }
+}
+
+impl Store {
+    /// The `limit` hotspots with the most recent activity since `since`
+    /// (without their members, which `current_hotspots` also reads).
+    pub async fn latest_hotspots(
+        &self,
+        since: DateTime<Utc>,
+        limit: u64,
+    ) -> StoreResult<Vec<super::entities::hotspot::Model>> {
+        use super::entities::hotspot;
+        use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+        Ok(hotspot::Entity::find()
+            .filter(hotspot::Column::LastAt.gte(since))
+            .order_by_desc(hotspot::Column::LastAt)
+            .order_by_desc(hotspot::Column::Id)
+            .limit(limit)
+            .all(&self.db)
+            .await?)
     }
 }
 

@@ -108,10 +108,11 @@ impl Store {
                 .connect_timeout(Duration::from_secs(5))
                 .acquire_timeout(Duration::from_secs(10))
                 .sqlx_logging(false);
-            // Custom plans: the intake look-ups (existing external ids,
-            // possible repeats) run thousands of times while `tickets` grows
-            // faster than autovacuum analyses it, and a generic plan cached
-            // while it was small stays a sequential scan for good.
+            // Custom plans: these sessions run the intake's look-ups
+            // (existing external ids, possible repeats) thousands of times
+            // while `tickets` grows faster than autovacuum analyses it, and
+            // a generic plan cached while the table was small stays a scan
+            // of the whole table for good.
             opt.map_sqlx_postgres_opts(|o| {
                 o.options([
                     ("synchronous_commit", "off"),

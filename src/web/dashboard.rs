@@ -182,7 +182,7 @@ async fn live_context(
         store.list_departments(),
         async {
             if hotspots_wanted {
-                store.current_hotspots(since).await
+                store.latest_hotspots(since, HOTSPOTS as u64).await
             } else {
                 Ok(Vec::new())
             }
@@ -285,8 +285,7 @@ async fn live_context(
     ];
     let hotspots: Vec<HotspotRow> = hotspots
         .into_iter()
-        .take(HOTSPOTS)
-        .map(|(h, _)| HotspotRow {
+        .map(|h| HotspotRow {
             topic: h.topic_name,
             place: match h.district.as_ref().and_then(|d| names.get(d)) {
                 Some(d) if !h.place.is_empty() => format!("{d} · {}", h.place),
