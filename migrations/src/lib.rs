@@ -13,6 +13,7 @@ mod m20261124_000007_reply_push_duplicates;
 mod m20261124_000008_catalogue_versions;
 mod m20261124_000009_hotspots;
 pub mod m20261125_000010_escalated_index;
+mod m20261125_000011_external_id_first;
 
 pub struct Migrator;
 
@@ -30,6 +31,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000008_catalogue_versions::Migration),
             Box::new(m20261124_000009_hotspots::Migration),
             Box::new(m20261125_000010_escalated_index::Migration),
+            Box::new(m20261125_000011_external_id_first::Migration),
         ]
     }
 }

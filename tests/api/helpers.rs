@@ -63,6 +63,25 @@ impl Resp {
     }
 }
 
+/// For tests of several instances on one Redis: `TEST_REDIS_URL` and the
+/// database they share (PostgreSQL when `TEST_DATABASE_URL` is set), or
+/// `None` — with a note naming `what` as skipped — without Redis.
+pub fn shared_redis(what: &str) -> Option<(String, Backend)> {
+    let Some(redis) = std::env::var("TEST_REDIS_URL")
+        .ok()
+        .filter(|s| !s.is_empty())
+    else {
+        eprintln!("TEST_REDIS_URL unset: {what} skipped");
+        return None;
+    };
+    let backend = if std::env::var("TEST_DATABASE_URL").is_ok_and(|s| !s.is_empty()) {
+        Backend::Postgres
+    } else {
+        Backend::Sqlite
+    };
+    Some((redis, backend))
+}
+
 /// A fresh PostgreSQL database on the server of `TEST_DATABASE_URL`.
 pub async fn fresh_pg_database(admin_url: &str) -> String {
     let db = Database::connect(admin_url)

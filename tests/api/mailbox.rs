@@ -632,17 +632,8 @@ async fn without_a_reachable_redis_limits_are_kept_in_process() {
 
 #[actix_web::test]
 async fn two_instances_sharing_redis_share_one_limit() {
-    let Some(redis) = std::env::var("TEST_REDIS_URL")
-        .ok()
-        .filter(|s| !s.is_empty())
-    else {
-        eprintln!("TEST_REDIS_URL unset: shared rate-limit test skipped");
+    let Some((redis, backend)) = shared_redis("shared rate-limit test") else {
         return;
-    };
-    let backend = if std::env::var("TEST_DATABASE_URL").is_ok_and(|s| !s.is_empty()) {
-        Backend::Postgres
-    } else {
-        Backend::Sqlite
     };
     // A prefix of its own, so no other run or test shares these counters.
     let prefix = format!(

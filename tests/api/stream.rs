@@ -86,17 +86,8 @@ both!(
 
 #[actix_web::test]
 async fn two_instances_sharing_redis_both_hear_events_made_on_either() {
-    let Some(redis) = std::env::var("TEST_REDIS_URL")
-        .ok()
-        .filter(|s| !s.is_empty())
-    else {
-        eprintln!("TEST_REDIS_URL unset: cross-instance stream test skipped");
+    let Some((redis, backend)) = shared_redis("cross-instance stream test") else {
         return;
-    };
-    let backend = if std::env::var("TEST_DATABASE_URL").is_ok_and(|s| !s.is_empty()) {
-        Backend::Postgres
-    } else {
-        Backend::Sqlite
     };
     let overrides = [("redis.url", redis.as_str())];
     let a = TestApp::spawn_with(backend, &overrides)
