@@ -195,16 +195,25 @@ impl Store {
     ) -> StoreResult<()> {
         let attempts = row.attempts + 1;
         let wait = backoff(attempts - 1).max(at_least.min(Duration::hours(1)));
-        let w = self.begin_write().await?;
-        outbox::Entity::update_many()
-            .set(outbox::ActiveModel {
+        self.outbox_set(
+            row.id,
+            outbox::ActiveModel {
                 attempts: Set(attempts),
                 next_attempt_at: Set(now + wait),
                 last_error: Set(Some(error.chars().take(1000).collect())),
                 locked_until: Set(None),
                 ..Default::default()
-            })
-            .filter(outbox::Column::Id.eq(row.id))
+            },
+        )
+        .await
+    }
+
+    /// Writes `changes` to outbox row `id` and releases its claim.
+    async fn outbox_set(&self, id: i64, changes: outbox::ActiveModel) -> StoreResult<()> {
+        let w = self.begin_write().await?;
+        outbox::Entity::update_many()
+            .set(changes)
+            .filter(outbox::Column::Id.eq(id))
             .exec(&w.txn)
             .await?;
         w.commit().await?;
@@ -219,21 +228,18 @@ impl Store {
         error: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<()> {
-        let w = self.begin_write().await?;
-        outbox::Entity::update_many()
-            .set(outbox::ActiveModel {
+        self.outbox_set(
+            row.id,
+            outbox::ActiveModel {
                 status: Set("failed".into()),
                 attempts: Set(row.attempts + 1),
                 next_attempt_at: Set(now),
                 last_error: Set(Some(error.chars().take(1000).collect())),
                 locked_until: Set(None),
                 ..Default::default()
-            })
-            .filter(outbox::Column::Id.eq(row.id))
-            .exec(&w.txn)
-            .await?;
-        w.commit().await?;
-        Ok(())
+            },
+        )
+        .await
     }
 
     /// Puts a parked (or backing-off) row back in the queue, due now.
