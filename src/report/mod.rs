@@ -431,7 +431,8 @@ pub fn bulletin_kind(p: &Period) -> String {
     format!("bulletin:{}:{}", p.from, p.to)
 }
 
-fn escape(s: &str) -> String {
+/// Text escaped for HTML and SVG/XML content and attribute values.
+pub fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {

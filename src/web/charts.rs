@@ -12,21 +12,9 @@ pub const PALETTE: [&str; 6] = [
     "#b71c1c", "#1456b8", "#1b7f3b", "#a15c00", "#6b3fa0", "#00838f",
 ];
 
-/// Escapes text for SVG/XML content and attribute values.
-pub fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+/// Escapes text for SVG/XML content and attribute values (the bulletin's
+/// escaper: the same five characters).
+pub use crate::report::escape as esc;
 
 /// A rate as the page prints it: `87.5%`, or `—` when undefined.
 pub fn pct(rate: Option<f64>) -> String {
