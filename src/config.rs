@@ -97,6 +97,13 @@ pub struct DatabaseSettings {
     pub max_connections: u32,
     /// Registration writer tasks (group commit); 0 = 1 on SQLite, 4 on PostgreSQL.
     pub intake_writers: usize,
+    /// How long start-up keeps retrying an unreachable database (seconds).
+    #[serde(default = "default_connect_retry")]
+    pub connect_retry_secs: u64,
+}
+
+fn default_connect_retry() -> u64 {
+    60
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -110,6 +117,14 @@ pub struct MailSettings {
     pub from: String,
     /// Seconds between delivery rounds.
     pub deliver_interval: u64,
+    /// Seconds a worker holds the outbox rows it claimed before another
+    /// instance may take them (an instance that died mid-round).
+    #[serde(default = "default_claim_secs")]
+    pub claim_secs: u64,
+}
+
+fn default_claim_secs() -> u64 {
+    300
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -154,6 +169,55 @@ pub struct MailboxSettings {
 #[derive(Debug, Clone, Deserialize)]
 pub struct AuthSettings {
     pub token_ttl_hours: i64,
+    /// Failed log-ins one user name may have within the window before its
+    /// next attempt is refused (429) unchecked; 0 = no limit.
+    pub max_failed_logins: u32,
+    /// The same per client address, over every user name it tries.
+    pub max_failed_logins_per_address: u32,
+    /// The window, from an account's first failure, in minutes.
+    pub failed_login_window_minutes: u64,
+    /// Empty: the TCP peer is the client. Else the header the proxy in front
+    /// sets (its last comma-separated entry counts), as `mailbox.client_ip_header`.
+    pub client_ip_header: String,
+    /// Redis key prefix of the shared failure counters.
+    pub redis_prefix: String,
+}
+
+impl AuthSettings {
+    /// The window of the failure counters.
+    pub fn failed_login_window(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.failed_login_window_minutes * 60)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.token_ttl_hours <= 0 {
+            return Err(invalid("auth.token_ttl_hours", "must be positive"));
+        }
+        if !(1..=7 * 24 * 60).contains(&self.failed_login_window_minutes) {
+            return Err(invalid(
+                "auth.failed_login_window_minutes",
+                "must be 1 to 10080 (a week)",
+            ));
+        }
+        if !self
+            .client_ip_header
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(invalid(
+                "auth.client_ip_header",
+                "must be empty or a header name such as X-Real-IP",
+            ));
+        }
+        let prefix = &self.redis_prefix;
+        if prefix.is_empty() || prefix.len() > 100 || prefix.chars().any(char::is_whitespace) {
+            return Err(invalid(
+                "auth.redis_prefix",
+                "must be 1–100 characters without spaces",
+            ));
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -406,9 +470,7 @@ impl Settings {
         if self.mail.from.parse::<lettre::message::Mailbox>().is_err() {
             return Err(invalid("mail.from", "is not a mailbox (Name <address>)"));
         }
-        if self.auth.token_ttl_hours <= 0 {
-            return Err(invalid("auth.token_ttl_hours", "must be positive"));
-        }
+        self.auth.validate()?;
         if self.server.request_timeout_secs == 0 {
             return Err(invalid("server.request_timeout_secs", "must be positive"));
         }

@@ -362,7 +362,8 @@ fn scope(department: &str) -> sea_orm::sea_query::SimpleExpr {
     )
 }
 
-fn row(
+/// One ticket's ledger row, in [`COLUMNS`] order (public for the fuzz target).
+pub fn row(
     t: &ticket::Model,
     events: &[ticket_event::Model],
     numbers: &HashMap<i64, String>,
@@ -685,6 +686,16 @@ fn parse_int<T: std::str::FromStr>(field: &str, s: &str) -> Result<T, String> {
 
 fn none_if_empty(s: &str) -> Option<String> {
     (!s.is_empty()).then(|| s.to_owned())
+}
+
+/// One ledger row as the import reads it (`get` answers a column's cell):
+/// the ticket, its events, and the number of the ticket it was merged into.
+/// Public for the fuzz target; the import itself calls `parse_row`.
+pub fn parse_import_row(
+    get: &dyn Fn(&str) -> String,
+    departments: &HashSet<String>,
+) -> Result<(ticket::Model, Vec<ticket_event::Model>, Option<String>), String> {
+    parse_row(0, get, departments).map(|p| (p.row, p.events, p.merged_into_no))
 }
 
 fn parse_row(

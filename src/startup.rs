@@ -41,21 +41,35 @@ pub enum StartupError {
 /// applies migrations.
 pub async fn open_store(settings: &Settings) -> Result<Store, StartupError> {
     let url = settings.database_url();
+    let give_up = std::time::Instant::now()
+        + std::time::Duration::from_secs(settings.database.connect_retry_secs);
     let mut delay = std::time::Duration::from_millis(250);
     let mut attempt = 0;
     let store = loop {
         attempt += 1;
-        match Store::connect(&url, settings.database.max_connections).await {
+        let tried = async {
+            let s = Store::connect(&url, settings.database.max_connections).await?;
+            s.migrate().await?;
+            Ok::<_, StoreError>(s)
+        };
+        match tried.await {
             Ok(s) => break s,
-            Err(e) if attempt < 6 => {
-                tracing::warn!(error = %e, attempt, "database not reachable yet; retrying");
+            Err(e) if e.is_unavailable() && std::time::Instant::now() + delay < give_up => {
+                tracing::warn!(
+                    error = %e,
+                    attempt,
+                    retry_in_ms = delay.as_millis() as u64,
+                    "database not reachable; retrying (database.connect_retry_secs)"
+                );
                 tokio::time::sleep(delay).await;
-                delay *= 2;
+                delay = (delay * 2).min(std::time::Duration::from_secs(5));
             }
-            Err(e) => return Err(e.into()),
+            Err(e) => {
+                tracing::error!(error = %e, attempt, "cannot use the database; giving up");
+                return Err(e.into());
+            }
         }
     };
-    store.migrate().await?;
     if store.stats_missing().await? {
         // A database from before the rollups: count its history once.
         let rows = store.rebuild_stats().await?;
@@ -114,7 +128,7 @@ pub async fn bootstrap_admin(
     }
     let hash =
         api::auth::hash_password(&password).map_err(|e| StartupError::Bootstrap(e.to_string()))?;
-    store
+    let created = store
         .create_user(
             "admin",
             &hash,
@@ -124,7 +138,16 @@ pub async fn bootstrap_admin(
             Some("管理员"),
             crate::store::now(),
         )
-        .await?;
+        .await;
+    if let Err(e) = created {
+        // Instances started together on an empty database: one of them
+        // created the admin first, and that is as good.
+        if store.user_by_name("admin").await?.is_some() {
+            tracing::info!("the first admin was created by another instance");
+            return Ok(());
+        }
+        return Err(e.into());
+    }
     if generated {
         println!("Created user `admin` with password: {password}");
         println!("(shown once; set HOTLINE_ADMIN_PASSWORD to choose it)");
@@ -165,6 +188,7 @@ pub struct Application {
     port: u16,
     server: Server,
     pub state: web::Data<AppState>,
+    stopper: jobs::Stopper,
 }
 
 impl Application {
@@ -211,49 +235,66 @@ impl Application {
             })?;
         let routing = routing(&settings, &store).await?;
         tracing::info!(mail = %mailer.describe(), redis = redis.is_some(), "background workers starting");
-        tokio::spawn(jobs::retrain::run(
-            routing.clone(),
-            store.clone(),
-            settings.routing.retrain_every(),
-        ));
-        tokio::spawn(jobs::sweeper::run(
+        let mut stopper = jobs::Stopper::default();
+        let stop = stopper.stop_signal();
+        stopper.add(
+            "retrain",
+            tokio::spawn(jobs::retrain::run(
+                routing.clone(),
+                store.clone(),
+                settings.routing.retrain_every(),
+                stop.clone(),
+            )),
+        );
+        let sweeper = tokio::spawn(jobs::sweeper::run(
             store.clone(),
             calendar.clone(),
             settings.sla.clone(),
             settings.server.base_url.clone(),
             Duration::from_secs(settings.sweep.interval),
             Lease::new(redis.clone()),
+            stop.clone(),
         ));
-        tokio::spawn(jobs::outbox::run(
+        stopper.add("sweeper", sweeper);
+        let outbox = tokio::spawn(jobs::outbox::run(
             store.clone(),
             mailer.clone(),
             settings.mail.from.clone(),
             Duration::from_secs(settings.mail.deliver_interval),
+            chrono::Duration::seconds(settings.mail.claim_secs as i64),
+            stop.clone(),
         ));
+        stopper.add("outbox", outbox);
         // awc is single-threaded: the webhook worker runs on this thread.
-        actix_web::rt::spawn(jobs::outbox::run_webhooks(
+        let webhooks = actix_web::rt::spawn(jobs::outbox::run_webhooks(
             store.clone(),
             settings.channels.wenzheng.secret.clone(),
             Duration::from_secs(settings.mail.deliver_interval),
+            stop.clone(),
         ));
+        stopper.add("webhooks", webhooks);
         if settings.report.weekly {
-            tokio::spawn(jobs::bulletin::run(
+            let bulletin = tokio::spawn(jobs::bulletin::run(
                 store.clone(),
                 settings.stats.basically_satisfied_counts,
                 settings.data_dir.join("reports"),
                 Duration::from_secs(600),
+                stop.clone(),
             ));
+            stopper.add("bulletin", bulletin);
         }
         if settings.hotspots.enabled {
             let live = routing.clone();
-            tokio::spawn(jobs::hotspots::run(
+            let hotspots = tokio::spawn(jobs::hotspots::run(
                 store.clone(),
                 move || live.current().catalogue.clone(),
                 settings.hotspots.rules(),
                 settings.server.base_url.clone(),
                 settings.hotspots.every(),
                 Lease::new(redis.clone()),
+                stop.clone(),
             ));
+            stopper.add("hotspots", hotspots);
         }
         let addr = format!("{}:{}", settings.server.host, settings.server.port);
         let listener = TcpListener::bind(&addr).map_err(|source| StartupError::Bind {
@@ -262,6 +303,7 @@ impl Application {
         })?;
         let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
         let workers = settings.server.workers;
+        let request_timeout = settings.server.request_timeout_secs;
         let limits = PublicLimits::new(&settings.mailbox, redis.clone());
         let state = web::Data::new(AppState {
             settings,
@@ -278,8 +320,12 @@ impl Application {
         let data = state.clone();
         let mut server = HttpServer::new(move || {
             App::new()
+                .wrap(actix_web::middleware::from_fn(
+                    api::deadline::request_deadline,
+                ))
                 .wrap(api::problem_errors())
                 .wrap(TracingLogger::default())
+                .wrap(crate::web::headers::security_headers())
                 .app_data(data.clone())
                 .configure(api::extractor_config)
                 .configure(api::routes)
@@ -292,11 +338,15 @@ impl Application {
         if workers > 0 {
             server = server.workers(workers);
         }
+        // SIGTERM / SIGINT: stop accepting, let requests in flight finish
+        // (none may run past the request timeout), then stop the jobs.
+        server = server.shutdown_timeout(request_timeout.min(60));
         tracing::info!(%addr, port, "listening");
         Ok(Application {
             port,
             server: server.run(),
             state,
+            stopper,
         })
     }
 
@@ -304,11 +354,24 @@ impl Application {
         self.port
     }
 
+    /// Serves until SIGTERM/SIGINT (or a stop through the server handle),
+    /// drains the requests in flight, then lets every background job finish
+    /// its round and stop.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let result = self.server.await;
+        tracing::info!("HTTP server stopped; stopping background jobs");
+        self.stopper.stop(Duration::from_secs(20)).await;
+        tracing::info!("stopped");
+        result
     }
 
-    /// The server future, for tests that spawn it.
+    /// A handle that stops the server gracefully (tests).
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+
+    /// The server future, for tests that spawn it. The background jobs keep
+    /// running until the runtime ends.
     pub fn into_server(self) -> Server {
         self.server
     }

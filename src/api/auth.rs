@@ -1,9 +1,10 @@
-//! Login, bearer tokens, the `Caller` extractor, and user administration.
+//! Login (with its brute-force guard), bearer tokens and their revocation,
+//! the `Caller` extractor, and user administration.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
@@ -16,10 +17,14 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use super::error::ApiError;
+use super::error::problem;
 use super::views::ts;
 use super::{ApiJson, AppState};
 use crate::domain::types::{DepartmentCode, Role};
+use crate::infra::login_guard::LoginGuard;
+use crate::infra::ratelimit::retry_after_secs;
 use crate::store::entities::user;
+use crate::store::users::UserChanges;
 
 /// The authenticated user of a request.
 #[derive(Debug, Clone)]
@@ -61,14 +66,18 @@ impl Caller {
     }
 }
 
-/// Token look-ups cached briefly so a busy agent does not cost a query a
-/// request. Expiry is still checked against the stored instant.
 /// A cached token: its user, its expiry, and when it was cached.
 type CachedToken = (Caller, DateTime<Utc>, Instant);
 
+/// This instance's memory of authentication. Token look-ups are cached
+/// briefly so a busy agent does not cost a query a request (expiry is still
+/// checked against the stored instant; a revocation here drops its entries
+/// at once, other instances' caches forget within 30 s). It also holds the
+/// log-in guard, built on first use from the settings.
 #[derive(Default)]
 pub struct TokenCache {
     entries: Mutex<HashMap<String, CachedToken>>,
+    guard: OnceLock<LoginGuard>,
 }
 
 const CACHE_FOR: Duration = Duration::from_secs(30);
@@ -88,6 +97,26 @@ impl TokenCache {
             map.insert(hash, (c, exp, Instant::now()));
         }
     }
+
+    fn forget(&self, hash: &str) {
+        if let Ok(mut map) = self.entries.lock() {
+            map.remove(hash);
+        }
+    }
+
+    /// Drops every cached token of a user (revoked, disabled, or changed).
+    fn forget_user(&self, user_id: i64) {
+        if let Ok(mut map) = self.entries.lock() {
+            map.retain(|_, (c, _, _)| c.id != user_id);
+        }
+    }
+}
+
+fn login_guard(state: &AppState) -> &LoginGuard {
+    state
+        .tokens
+        .guard
+        .get_or_init(|| LoginGuard::new(&state.settings.auth, state.redis.clone()))
 }
 
 pub fn hash_token(token: &str) -> String {
@@ -143,36 +172,43 @@ impl FromRequest for Caller {
 
     fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
         let state = req.app_data::<web::Data<AppState>>().cloned();
-        let mut header = req
-            .headers()
-            .get(actix_web::http::header::AUTHORIZATION)
-            .and_then(|h| h.to_str().ok())
-            .map(str::to_owned);
-        // Browsers' EventSource cannot send headers: the live stream also
-        // takes `?access_token=`.
-        if header.is_none() && req.path().ends_with("/events/stream") {
-            header = req
-                .query_string()
-                .split('&')
-                .find_map(|kv| kv.strip_prefix("access_token="))
-                .map(|t| format!("Bearer {t}"));
-        }
+        let token = bearer_token(req);
         Box::pin(async move {
             let state = state.ok_or_else(|| ApiError::internal("no app state"))?;
-            let token = header
-                .as_deref()
-                .and_then(|h| {
-                    h.strip_prefix("Bearer ")
-                        .or_else(|| h.strip_prefix("bearer "))
-                })
-                .map(str::trim)
-                .filter(|t| !t.is_empty())
-                .ok_or_else(|| {
-                    ApiError::unauthorized("an `Authorization: Bearer <token>` header is required")
-                })?;
-            caller_for_token(&state, token).await
+            let token = token?;
+            caller_for_token(&state, &token).await
         })
     }
+}
+
+/// The bearer token of a request: the `Authorization` header, or — for
+/// the live stream only, since browsers' EventSource cannot send headers —
+/// `?access_token=`.
+fn bearer_token(req: &HttpRequest) -> Result<String, ApiError> {
+    let mut header = req
+        .headers()
+        .get(actix_web::http::header::AUTHORIZATION)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_owned);
+    if header.is_none() && req.path().ends_with("/events/stream") {
+        header = req
+            .query_string()
+            .split('&')
+            .find_map(|kv| kv.strip_prefix("access_token="))
+            .map(|t| format!("Bearer {t}"));
+    }
+    header
+        .as_deref()
+        .and_then(|h| {
+            h.strip_prefix("Bearer ")
+                .or_else(|| h.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(str::to_owned)
+        .ok_or_else(|| {
+            ApiError::unauthorized("an `Authorization: Bearer <token>` header is required")
+        })
 }
 
 /// The user behind a bearer token (header or the pages' session cookie).
@@ -196,9 +232,7 @@ pub async fn caller_for_token(state: &AppState, token: &str) -> Result<Caller, A
 /// this instance's cache (other instances' caches forget it within 30 s).
 pub async fn revoke_token(state: &AppState, token: &str) -> Result<(), ApiError> {
     let hash = hash_token(token);
-    if let Ok(mut map) = state.tokens.entries.lock() {
-        map.remove(&hash);
-    }
+    state.tokens.forget(&hash);
     state.store.revoke_token(&hash, crate::store::now()).await?;
     Ok(())
 }
@@ -210,6 +244,7 @@ pub struct LoginBody {
 }
 
 pub async fn login(
+    req: HttpRequest,
     state: web::Data<AppState>,
     body: ApiJson<LoginBody>,
 ) -> Result<HttpResponse, ApiError> {
@@ -219,7 +254,11 @@ pub async fn login(
             "`username` and `password` are required",
         ));
     }
-    let user = check_password(&state, &body.username, body.password).await?;
+    let user = match log_in(&state, &req, &body.username, body.password).await {
+        Ok(u) => u,
+        Err(LoginError::Limited(secs)) => return Ok(rate_limited(secs)),
+        Err(LoginError::Refused(e)) => return Err(e),
+    };
     let (token, expires_at) = issue_token(&state, user.id).await?;
     Ok(HttpResponse::Ok().json(json!({
         "token": token,
@@ -228,8 +267,71 @@ pub async fn login(
     })))
 }
 
+/// Why a log-in did not succeed.
+#[derive(Debug)]
+pub enum LoginError {
+    /// Too many failures for this user name or client address: retry after
+    /// this many seconds. The password was not checked.
+    Limited(u64),
+    /// Wrong user name or password (`unauthorized`), or a failure.
+    Refused(ApiError),
+}
+
+/// 429 `rate_limited` problem+json with `Retry-After`.
+pub fn rate_limited(secs: u64) -> HttpResponse {
+    let mut resp = problem(
+        "rate_limited",
+        &format!("too many failed log-ins; retry in {secs} s"),
+        &[],
+    );
+    if let Ok(v) = actix_web::http::header::HeaderValue::from_str(&secs.to_string()) {
+        resp.headers_mut()
+            .insert(actix_web::http::header::RETRY_AFTER, v);
+    }
+    resp
+}
+
+/// The client address a request counts against (the TCP peer unless
+/// `auth.client_ip_header` names a trusted proxy's header).
+pub fn client_address(state: &AppState, req: &HttpRequest) -> String {
+    super::mailbox::client_address(req, &state.settings.auth.client_ip_header)
+}
+
+/// Checks a log-in through the brute-force guard: refused unchecked when
+/// the user name or the client address has used up its failures; a right
+/// password clears the user's count.
+pub async fn log_in(
+    state: &AppState,
+    req: &HttpRequest,
+    username: &str,
+    password: String,
+) -> Result<user::Model, LoginError> {
+    let guard = login_guard(state);
+    let address = client_address(state, req);
+    let attempt = guard.begin(username, &address).await.map_err(|wait| {
+        // No user name in the log: people type passwords into that field.
+        tracing::warn!("log-in refused unchecked: too many failures for the user or address");
+        LoginError::Limited(retry_after_secs(wait))
+    })?;
+    match check_password(state, username, password).await {
+        Ok(u) => {
+            guard.succeeded(attempt).await;
+            Ok(u)
+        }
+        Err(e) if e.code == "unauthorized" => {
+            tracing::info!("log-in failed: wrong user name or password");
+            Err(LoginError::Refused(e))
+        }
+        Err(e) => {
+            // Our failure, not a guess: the attempt is not counted.
+            guard.cancel(attempt).await;
+            Err(LoginError::Refused(e))
+        }
+    }
+}
+
 /// The active user with this name and password, or `unauthorized`.
-pub async fn check_password(
+async fn check_password(
     state: &AppState,
     username: &str,
     password: String,
@@ -373,4 +475,182 @@ pub async fn list_users(
     let total = users.len();
     Ok(HttpResponse::Ok()
         .json(json!({"items": users, "total": total, "page": 1, "per_page": total})))
+}
+
+/// `POST /api/v1/auth/logout`: revokes the caller's bearer token → 204.
+pub async fn logout(
+    req: HttpRequest,
+    _caller: Caller,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let token = bearer_token(&req)?;
+    revoke_token(&state, &token).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+fn password_error(field: &str, p: &str) -> Option<String> {
+    (p.chars().count() < 8 || p.len() > 256).then(|| format!("`{field}` must be 8–256 characters"))
+}
+
+async fn hash_off_thread(password: String) -> Result<String, ApiError> {
+    web::block(move || hash_password(&password))
+        .await
+        .map_err(ApiError::internal)?
+}
+
+#[derive(Deserialize)]
+pub struct PasswordBody {
+    pub current_password: String,
+    pub new_password: String,
+}
+
+/// `POST /api/v1/auth/password`: the caller changes their own password,
+/// proving the current one (through the log-in guard, so a stolen token
+/// cannot test guesses); every token of theirs is revoked → 204.
+pub async fn change_password(
+    req: HttpRequest,
+    caller: Caller,
+    state: web::Data<AppState>,
+    body: ApiJson<PasswordBody>,
+) -> Result<HttpResponse, ApiError> {
+    let b = body.into_inner();
+    if let Some(e) = password_error("new_password", &b.new_password) {
+        return Err(ApiError::validation(e));
+    }
+    match log_in(&state, &req, &caller.username, b.current_password).await {
+        Ok(u) if u.id == caller.id => {}
+        Ok(_) => return Err(ApiError::unauthorized("the token's user has changed")),
+        Err(LoginError::Limited(secs)) => return Ok(rate_limited(secs)),
+        Err(LoginError::Refused(e)) if e.code == "unauthorized" => {
+            return Err(ApiError::validation("`current_password` is wrong"));
+        }
+        Err(LoginError::Refused(e)) => return Err(e),
+    }
+    let changes = UserChanges {
+        password_hash: Some(hash_off_thread(b.new_password).await?),
+        ..Default::default()
+    };
+    state
+        .store
+        .update_user(caller.id, &changes, true, crate::store::now())
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    state.tokens.forget_user(caller.id);
+    tracing::info!(user = %caller.username, "password changed; every token revoked");
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// A field that may be absent (unchanged), `null` or `""` (cleared), or set.
+fn clearable<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    let v: Option<String> = Option::deserialize(d)?;
+    Ok(Some(
+        v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserPatch {
+    #[serde(default)]
+    pub active: Option<bool>,
+    #[serde(default)]
+    pub password: Option<String>,
+    #[serde(default)]
+    pub role: Option<Role>,
+    #[serde(default, deserialize_with = "clearable")]
+    pub department: Option<Option<String>>,
+    #[serde(default, deserialize_with = "clearable")]
+    pub display_name: Option<Option<String>>,
+    #[serde(default, deserialize_with = "clearable")]
+    pub email: Option<Option<String>>,
+}
+
+/// `PATCH /api/v1/users/{id}` (admin): changes a user. Disabling them or
+/// setting their password revokes every token of theirs; any change takes
+/// effect on this instance's next request → 200 with the user.
+pub async fn update_user(
+    caller: Caller,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: ApiJson<UserPatch>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(&[Role::Admin])?;
+    let id: i64 = path.parse().map_err(|_| ApiError::not_found())?;
+    let b = body.into_inner();
+    let current = state
+        .store
+        .user_by_id(id)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    let mut errors = Vec::new();
+    if id == caller.id && (b.active == Some(false) || b.role.is_some_and(|r| r != Role::Admin)) {
+        // Someone must be left to manage users.
+        errors.push("an admin cannot disable or demote their own account".to_owned());
+    }
+    if let Some(e) = b
+        .password
+        .as_deref()
+        .and_then(|p| password_error("password", p))
+    {
+        errors.push(e);
+    }
+    let role = match b.role {
+        Some(r) => r,
+        None => current
+            .role
+            .parse()
+            .map_err(|_| ApiError::internal(format!("user {id} has a bad role")))?,
+    };
+    let department = match &b.department {
+        Some(d) => d.clone(),
+        None => current.department.clone(),
+    };
+    if role.is_department_scoped() && department.is_none() {
+        errors.push(format!("`department` is required for role `{role}`"));
+    }
+    if let Some(Some(d)) = &b.department
+        && let Err(e) = DepartmentCode::parse(d)
+    {
+        errors.push(format!("`department`: {e}"));
+    }
+    if let Some(Some(e)) = &b.email
+        && (!e.contains('@') || e.len() > 254)
+    {
+        errors.push("`email` is not an e-mail address".to_owned());
+    }
+    if let Some(Some(n)) = &b.display_name
+        && n.chars().count() > 100
+    {
+        errors.push("`display_name` is longer than 100 characters".to_owned());
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::validation_many(errors));
+    }
+    if let Some(Some(d)) = &b.department
+        && state.store.department(d).await?.is_none()
+    {
+        return Err(ApiError::validation(format!("unknown department `{d}`")));
+    }
+    let password_hash = match b.password {
+        Some(p) => Some(hash_off_thread(p).await?),
+        None => None,
+    };
+    let revoke = password_hash.is_some() || b.active == Some(false);
+    let changes = UserChanges {
+        password_hash,
+        role: b.role.map(|r| r.as_str().to_owned()),
+        department: b.department,
+        email: b.email,
+        display_name: b.display_name,
+        active: b.active,
+    };
+    let u = state
+        .store
+        .update_user(id, &changes, revoke, crate::store::now())
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    // Role, department or state may have changed: no cached caller survives.
+    state.tokens.forget_user(id);
+    tracing::info!(user = %u.username, by = %caller.username, revoked = revoke, "user changed");
+    Ok(HttpResponse::Ok().json(user_json(&u)))
 }

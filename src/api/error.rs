@@ -69,7 +69,12 @@ pub const ERROR_CODES: &[(&str, u16, &str)] = &[
     (
         "unavailable",
         503,
-        "a dependency (the database) is unavailable",
+        "a dependency (the database) is unavailable; retry after the Retry-After seconds",
+    ),
+    (
+        "timeout",
+        503,
+        "the request took longer than `server.request_timeout_secs`; retry later",
     ),
 ];
 
@@ -144,9 +149,12 @@ pub fn problem(code: &str, detail: &str, errors: &[String]) -> HttpResponse {
     if !errors.is_empty() {
         body["errors"] = json!(errors);
     }
-    HttpResponse::build(status)
-        .content_type("application/problem+json")
-        .body(body.to_string())
+    let mut resp = HttpResponse::build(status);
+    resp.content_type("application/problem+json");
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        resp.insert_header(("Retry-After", "2"));
+    }
+    resp.body(body.to_string())
 }
 
 impl std::fmt::Display for ApiError {
@@ -174,11 +182,7 @@ impl From<StoreError> for ApiError {
                 if e.is_unique_violation() {
                     return ApiError::new("conflict", "the resource already exists");
                 }
-                let text = db.to_string();
-                if text.contains("pool timed out")
-                    || text.contains("Connection")
-                    || text.contains("connection")
-                {
+                if e.is_unavailable() {
                     tracing::error!(error = %db, "database unavailable");
                     ApiError::new("unavailable", "the database is unavailable; retry shortly")
                 } else {

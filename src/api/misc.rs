@@ -238,7 +238,24 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     };
     // Parked rows (a receiver refused them for good) need an admin, not a
     // restart: they degrade the detail, and readiness stays 200.
-    let outbox = match state.store.outbox_backlog(crate::store::now()).await {
+    // With the database down the backlog is unknown; do not wait for it.
+    let backlog = if ok {
+        tokio::time::timeout(
+            std::time::Duration::from_secs(2),
+            state.store.outbox_backlog(crate::store::now()),
+        )
+        .await
+        .unwrap_or_else(|_| {
+            Err(crate::store::StoreError::Conflict(
+                "timed out after 2 s".into(),
+            ))
+        })
+    } else {
+        Err(crate::store::StoreError::Conflict(
+            "the database is unavailable".into(),
+        ))
+    };
+    let outbox = match backlog {
         Ok(b) => {
             json!({"status": if b.failed > 0 { "degraded" } else { "ok" }, "pending": b.pending,
                    "oldest_pending_seconds": b.oldest_pending_secs, "failed": b.failed,

@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod channels;
+pub mod deadline;
 pub mod error;
 pub mod export;
 pub mod hotspots;
@@ -109,9 +110,12 @@ pub fn extractor_config(cfg: &mut web::ServiceConfig) {
 /// paths, wrong methods, actix's own refusals) into problem+json.
 pub fn problem_errors<B: MessageBody + 'static>() -> ErrorHandlers<B> {
     ErrorHandlers::new().default_handler(|res: ServiceResponse<B>| {
-        // Problems, and pages that explain their own error, pass as they are.
+        // Problems, pages that explain their own error, and JSON a handler
+        // chose to send with an error status (readiness's checks) pass as
+        // they are.
         let is_problem = res.headers().get(header::CONTENT_TYPE).is_some_and(|v| {
             v == HeaderValue::from_static("application/problem+json")
+                || v == HeaderValue::from_static("application/json")
                 || v.as_bytes().starts_with(b"text/html")
         });
         // Open311 answers errors in the GeoReport v2 form, not problem+json.
@@ -197,6 +201,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::scope("/api/v1")
                 .service(resource("/auth/login").route(post().to(auth::login)))
                 .service(resource("/auth/me").route(get().to(auth::me)))
+                .service(resource("/auth/logout").route(post().to(auth::logout)))
+                .service(resource("/auth/password").route(post().to(auth::change_password)))
+                .service(
+                    resource("/users/{id}").route(web::patch().to(auth::update_user)),
+                )
                 .service(
                     resource("/users")
                         .route(post().to(auth::create_user))

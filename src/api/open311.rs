@@ -4,7 +4,8 @@
 //! readable by anyone without the reporter's name, phone or e-mail. Answers
 //! are JSON or XML by the path's extension; errors take the spec's form.
 
-mod form;
+// Public for the fuzz target (fuzz/fuzz_targets/open311_form.rs).
+pub mod form;
 mod render;
 mod requests;
 

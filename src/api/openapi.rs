@@ -1,665 +1,955 @@
-//! The OpenAPI 3.1 document of API v1 and a small docs page rendered from it.
-//! Written as data here (one table of operations) so it stays next to the
-//! routes it describes; a test checks that every route is documented.
+//! The OpenAPI 3.1 document of the whole HTTP API — v1, the public mailbox,
+//! Open311 GeoReport v2 and the operations endpoints — and a small docs page
+//! rendered from it. Written as data (one table of operations, every status
+//! each can answer) next to the routes it describes; `tests/schemathesis`
+//! holds the server to it.
+
+mod schemas;
 
 use actix_web::HttpResponse;
 use serde_json::{Map, Value, json};
 
 use super::error::ERROR_CODES;
 
-/// `(method, path, summary, roles, request schema, success status, response schema)`
-pub type Operation = (
-    &'static str,
-    &'static str,
-    &'static str,
-    &'static str,
-    Option<&'static str>,
-    u16,
-    &'static str,
-);
+/// How an operation authenticates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Auth {
+    /// Nobody needs to.
+    None,
+    /// `Authorization: Bearer <token>` from `POST /api/v1/auth/login`.
+    Bearer,
+    /// The 问政江西 platform's HMAC signature headers.
+    Signature,
+}
+
+/// One operation: who may call it, what it takes, and every status it answers.
+#[derive(Debug, Clone, Copy)]
+pub struct Operation {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub summary: &'static str,
+    pub roles: &'static str,
+    pub auth: Auth,
+    /// The JSON request body's schema, if the operation takes one.
+    pub body: Option<&'static str>,
+    /// The success status and its schema (a component name, or one of the
+    /// non-JSON kinds handled in [`success_content`]).
+    pub status: u16,
+    pub response: &'static str,
+    /// Every problem+json status besides.
+    pub errors: &'static [u16],
+}
+
+#[allow(clippy::too_many_arguments)]
+const fn op(
+    method: &'static str,
+    path: &'static str,
+    summary: &'static str,
+    roles: &'static str,
+    auth: Auth,
+    body: Option<&'static str>,
+    (status, response): (u16, &'static str),
+    errors: &'static [u16],
+) -> Operation {
+    Operation {
+        method,
+        path,
+        summary,
+        roles,
+        auth,
+        body,
+        status,
+        response,
+        errors,
+    }
+}
+
+use Auth::{Bearer, None as Open, Signature};
+
+/// A ticket action: a JSON body, then scope, role and state.
+const ACTION: &[u16] = &[400, 401, 403, 404, 409, 413, 422, 503];
+/// A bearer read of one resource by id.
+const READ_ONE: &[u16] = &[401, 404, 503];
+/// A bearer read of a list with checked query parameters.
+const READ_LIST: &[u16] = &[401, 422, 503];
+/// The same for a list only some roles may read.
+const READ_LIST_ROLES: &[u16] = &[401, 403, 422, 503];
+/// An admin's JSON creation.
+const ADMIN_CREATE: &[u16] = &[400, 401, 403, 409, 413, 422, 503];
 
 pub const OPERATIONS: &[Operation] = &[
-    (
+    op(
         "post",
         "/api/v1/auth/login",
-        "Log in; returns a bearer token",
+        "Log in; returns a bearer token. Repeated failures are rate-limited (429 with Retry-After)",
         "anyone",
+        Open,
         Some("LoginRequest"),
-        200,
-        "LoginResponse",
+        (200, "LoginResponse"),
+        &[400, 401, 413, 422, 429, 503],
     ),
-    (
+    op(
+        "post",
+        "/api/v1/auth/logout",
+        "Revoke the bearer token of this request",
+        "any user",
+        Bearer,
+        None,
+        (204, "NoContent"),
+        &[401, 503],
+    ),
+    op(
+        "post",
+        "/api/v1/auth/password",
+        "Change one's own password: the current one is checked through the log-in guard (422 when wrong, 429 with Retry-After after repeated failures); every token of the caller is revoked",
+        "any user",
+        Bearer,
+        Some("PasswordChange"),
+        (204, "NoContent"),
+        &[400, 401, 413, 422, 429, 503],
+    ),
+    op(
         "get",
         "/api/v1/auth/me",
         "The caller's own user",
         "any user",
+        Bearer,
         None,
-        200,
-        "User",
+        (200, "User"),
+        READ_ONE,
     ),
-    (
+    op(
         "post",
         "/api/v1/users",
         "Create a user",
         "admin",
+        Bearer,
         Some("NewUser"),
-        201,
-        "User",
+        (201, "User"),
+        ADMIN_CREATE,
     ),
-    (
+    op(
         "get",
         "/api/v1/users",
         "List users",
         "admin",
+        Bearer,
         None,
-        200,
-        "UserList",
+        (200, "UserList"),
+        &[401, 403, 503],
     ),
-    (
+    op(
+        "patch",
+        "/api/v1/users/{id}",
+        "Change a user: activate or deactivate, reset the password, role, department, name, e-mail. Disabling a user or setting their password revokes their tokens; an admin cannot disable or demote themselves (422)",
+        "admin",
+        Bearer,
+        Some("UserPatch"),
+        (200, "User"),
+        &[400, 401, 403, 404, 413, 422, 503],
+    ),
+    op(
         "get",
         "/api/v1/departments",
         "List departments",
         "any user",
+        Bearer,
         None,
-        200,
-        "DepartmentList",
+        (200, "DepartmentList"),
+        &[401, 503],
     ),
-    (
+    op(
         "post",
         "/api/v1/departments",
-        "Create a department",
+        "Create a department (409 when the code exists)",
         "admin",
+        Bearer,
         Some("NewDepartment"),
-        201,
-        "Department",
+        (201, "Department"),
+        ADMIN_CREATE,
     ),
-    (
+    op(
         "post",
         "/api/v1/tickets",
         "Register an appeal (201 new, 200 when (channel, external_id) exists)",
         "agent, dispatcher",
+        Bearer,
         Some("NewTicket"),
-        201,
-        "Ticket",
+        (201, "Ticket"),
+        &[400, 401, 403, 409, 413, 422, 503],
     ),
-    (
+    op(
         "get",
         "/api/v1/tickets",
         "List tickets in the caller's scope",
         "any user (department users: their tickets)",
+        Bearer,
         None,
-        200,
-        "TicketList",
+        (200, "TicketList"),
+        READ_LIST,
     ),
-    (
+    op(
         "get",
         "/api/v1/tickets/{id}",
-        "A ticket with its events and extension requests",
+        "A ticket with its events and extension requests (404 outside the caller's scope)",
         "scoped",
+        Bearer,
         None,
-        200,
-        "Ticket",
+        (200, "Ticket"),
+        READ_ONE,
     ),
-    (
+    op(
         "get",
         "/api/v1/tickets/{id}/route",
         "Ranked lead-department suggestions (智能派单) with confidence and reason",
         "agent, dispatcher (scoped)",
+        Bearer,
         None,
-        200,
-        "RouteSuggestions",
+        (200, "RouteSuggestions"),
+        &[401, 403, 404, 422, 503],
     ),
-    (
+    op(
         "get",
         "/api/v1/catalogue",
         "The dispatch catalogue in force (派单目录); version 0 is the configuration file",
         "any user",
+        Bearer,
         None,
-        200,
-        "Catalogue",
+        (200, "Catalogue"),
+        &[401, 503],
     ),
-    (
+    op(
         "put",
         "/api/v1/catalogue",
         "Replace the catalogue: stored as a new version, routing uses it at once; `version` (optional) is the one edited, 409 if another edit came first",
         "admin",
-        Some("Catalogue"),
-        200,
-        "Catalogue",
+        Bearer,
+        Some("CatalogueEdit"),
+        (200, "Catalogue"),
+        ADMIN_CREATE,
     ),
-    (
+    op(
         "get",
         "/api/v1/catalogue/versions",
         "Catalogue versions, newest first: who and when",
         "any user",
+        Bearer,
         None,
-        200,
-        "CatalogueVersionList",
+        (200, "CatalogueVersionList"),
+        READ_LIST,
     ),
-    (
+    op(
         "get",
         "/api/v1/catalogue/versions/{version}",
         "One stored catalogue version, whole",
         "any user",
+        Bearer,
         None,
-        200,
-        "Catalogue",
+        (200, "StoredCatalogue"),
+        READ_ONE,
     ),
-    (
+    op(
         "post",
         "/api/v1/tickets/{id}/dispatch",
         "Dispatch or re-dispatch (派单/改派)",
         "dispatcher",
+        Bearer,
         Some("Dispatch"),
-        200,
-        "Ticket",
+        (200, "Ticket"),
+        ACTION,
     ),
-    (
+    op(
         "post",
         "/api/v1/tickets/{id}/sign",
         "Sign for the ticket (签收)",
         "lead handler, dept_head",
+        Bearer,
         None,
-        200,
-        "Ticket",
+        (200, "Ticket"),
+        &[401, 403, 404, 409, 503],
     ),
-    (
+    op(
         "post",
         "/api/v1/tickets/{id}/return",
         "Return the ticket (退单)",
         "lead handler, dept_head",
+        Bearer,
         Some("Reason"),
-        200,
-        "Ticket",
+        (200, "Ticket"),
+        ACTION,
     ),
-    (
+    op(
         "post",
         "/api/v1/tickets/{id}/extensions",
         "Ask for an extension (延期)",
         "lead handler, dept_head",
+        Bearer,
         Some("ExtensionRequest"),
-        201,
-        "Extension",
+        (201, "Extension"),
+        ACTION,
     ),
-    (
+    op(
         "post",
         "/api/v1/tickets/{id}/extensions/{ext_id}/decision",
         "Approve or reject an extension",
         "dispatcher",
+        Bearer,
         Some("ExtensionDecision"),
-        200,
-        "Ticket",
+        (200, "Ticket"),
+        ACTION,
     ),
-    (
+    op(
         "post",
         "/api/v1/tickets/{id}/reply",
         "Reply (答复)",
         "lead handler, dept_head",
+        Bearer,
         Some("Reply"),
-        200,
-        "Ticket",
+        (200, "Ticket"),
+        ACTION,
     ),
-    (
+    op(
         "post",
         "/api/v1/tickets/{id}/callback",
         "Record the callback (回访)",
         "dispatcher",
+        Bearer,
         Some("Callback"),
-        200,
-        "Ticket",
+        (200, "Ticket"),
+        ACTION,
     ),
-    (
+    op(
         "post",
         "/api/v1/tickets/{id}/close",
         "Close directly: direct answer, rejection, emergency transfer",
         "agent, dispatcher",
+        Bearer,
         Some("Close"),
-        200,
-        "Ticket",
+        (200, "Ticket"),
+        ACTION,
     ),
-    (
+    op(
         "post",
         "/api/v1/tickets/{id}/merge",
         "Merge into another ticket (并单)",
         "dispatcher",
+        Bearer,
         Some("Merge"),
-        200,
-        "Ticket",
+        (200, "Ticket"),
+        ACTION,
     ),
-    (
+    op(
         "post",
         "/api/v1/tickets/{id}/notes",
         "Add a note (co-departments too)",
         "scoped, not leader",
+        Bearer,
         Some("Note"),
-        200,
-        "Ticket",
+        (200, "Ticket"),
+        ACTION,
     ),
-    (
+    op(
         "post",
         "/api/v1/tickets/{id}/reveal",
-        "Reveal citizen name and phone (logged)",
+        "Reveal citizen name and phone (logged with the reason)",
         "scoped",
+        Bearer,
         Some("Reason"),
-        200,
-        "Reveal",
+        (200, "Reveal"),
+        &[400, 401, 404, 413, 422, 503],
     ),
-    (
+    op(
         "get",
         "/api/v1/access-log",
         "Personal-data access log",
         "admin, supervisor",
+        Bearer,
         None,
-        200,
-        "AccessLogList",
+        (200, "AccessLogList"),
+        READ_LIST_ROLES,
     ),
-    (
+    op(
         "get",
         "/api/v1/outbox",
         "Outbox rows (mail and 问政江西 reply pushes), newest first; ?status=failed lists the parked ones",
         "admin",
+        Bearer,
         None,
-        200,
-        "OutboxList",
+        (200, "OutboxList"),
+        READ_LIST_ROLES,
     ),
-    (
+    op(
         "post",
         "/api/v1/outbox/{id}/retry",
         "Queue a failed (parked) or backing-off row again, due now; 409 when already sent",
         "admin",
+        Bearer,
         None,
-        200,
-        "OutboxRow",
+        (200, "OutboxRow"),
+        &[401, 403, 404, 409, 503],
     ),
-    (
+    op(
         "get",
         "/api/v1/public/tickets/{ticket_no}",
-        "Public progress look-up with the query code",
+        "Public progress look-up with the query code (a wrong number or code is the same 404)",
         "anyone",
+        Open,
         None,
-        200,
-        "PublicTicket",
+        (200, "PublicTicket"),
+        &[404, 422, 503],
     ),
-    (
+    op(
+        "post",
+        "/api/v1/public/mailbox",
+        "市长信箱: a letter as JSON or a form post (201 new, 200 the same letter within 10 minutes); answers a page when the client prefers HTML. Rate-limited per address and per phone (429 with Retry-After)",
+        "anyone",
+        Open,
+        Some("MailboxLetter"),
+        (201, "MailboxReceipt"),
+        &[400, 413, 415, 422, 429, 503],
+    ),
+    op(
         "get",
         "/api/v1/calendar/due",
-        "Deadline arithmetic: from + working_days | working_hours | hours",
+        "Deadline arithmetic: from + exactly one of working_days | working_hours | hours",
         "anyone",
+        Open,
         None,
-        200,
-        "Due",
+        (200, "Due"),
+        &[422],
     ),
-    (
+    op(
         "get",
         "/api/v1/stats",
         "Figures (统计) for [from, to) in city days, whole city or grouped; each {numerator, denominator, rate}",
         "leader, supervisor, dispatcher, admin; dept_head (own department)",
+        Bearer,
         None,
-        200,
-        "Stats",
+        (200, "Stats"),
+        READ_LIST_ROLES,
     ),
-    (
+    op(
         "get",
         "/api/v1/hotspots",
         "Current hotspots (苗头性、倾向性问题): ≥ hotspots.min_appeals appeals on one topic from one place within hotspots.window, most recent activity first",
         "leader, supervisor, dispatcher, admin",
+        Bearer,
         None,
-        200,
-        "HotspotList",
+        (200, "HotspotList"),
+        &[401, 403, 503],
     ),
-    (
+    op(
         "post",
         "/api/v1/channels/wenzheng/appeals",
-        "问政江西 push: a post signed with X-Wenzheng-Timestamp and X-Wenzheng-Signature (HMAC-SHA256 over timestamp.body); 201 new, 200 already registered (same post_id)",
+        "问政江西 push: a post signed with X-Wenzheng-Timestamp and X-Wenzheng-Signature (HMAC-SHA256 over timestamp.body); 201 new, 200 already registered (same post_id); 503 when the channel has no secret configured",
         "the platform (signature, no token)",
+        Signature,
         Some("WenzhengPost"),
-        201,
-        "WenzhengReceipt",
+        (201, "WenzhengReceipt"),
+        &[400, 401, 413, 422, 503],
     ),
-    (
+    op(
         "get",
         "/api/v1/export",
         "台账 of tickets created in [from, to) as CSV (streamed) or XLSX; masked unless unmasked=true&reason= (admins, logged)",
         "leader, supervisor, dispatcher, admin; dept_head (own department)",
+        Bearer,
         None,
-        200,
-        "Export",
+        (200, "Export"),
+        READ_LIST_ROLES,
     ),
-    (
+    op(
         "get",
         "/api/v1/events/stream",
-        "Server-sent events of ticket changes (text/event-stream), scoped; also ?access_token=",
+        "Server-sent events of ticket changes (text/event-stream, never ends), scoped; the token may come as ?access_token=",
         "any user (department users: their tickets)",
+        Bearer,
         None,
-        200,
-        "Status",
+        (200, "EventStream"),
+        &[401, 503],
     ),
-    (
+    op(
         "get",
         "/metrics",
         "Prometheus metrics: database, Redis, outbox backlog",
         "anyone",
+        Open,
         None,
-        200,
-        "Status",
+        (200, "Metrics"),
+        &[],
     ),
-    ("get", "/healthz", "Liveness", "anyone", None, 200, "Status"),
-    (
+    op(
+        "get",
+        "/healthz",
+        "Liveness",
+        "anyone",
+        Open,
+        None,
+        (200, "Health"),
+        &[],
+    ),
+    op(
         "get",
         "/readyz",
-        "Readiness (database, Redis when configured, outbox backlog and parked rows)",
+        "Readiness (database, Redis when configured, outbox backlog and parked rows); 503 when the database does not answer",
         "anyone",
+        Open,
         None,
-        200,
-        "Status",
+        (200, "Readiness"),
+        &[],
+    ),
+    op(
+        "get",
+        "/api/openapi.json",
+        "This document",
+        "anyone",
+        Open,
+        None,
+        (200, "OpenApi"),
+        &[],
+    ),
+    op(
+        "get",
+        "/api/docs",
+        "The operations and error codes as a page",
+        "anyone",
+        Open,
+        None,
+        (200, "Html"),
+        &[],
     ),
 ];
+
+/// Open311 GeoReport v2 resources, each answered as `.json` or `.xml`:
+/// `(method, path without the extension, summary, success status, schema,
+/// error statuses)`. Errors are the spec's list of `{code, description}`.
+pub const OPEN311: &[(&str, &str, &str, u16, &str, &[u16])] = &[
+    (
+        "get",
+        "/open311/v2/discovery",
+        "Open311 discovery: the endpoint, its formats and changeset",
+        200,
+        "Open311Discovery",
+        &[],
+    ),
+    (
+        "get",
+        "/open311/v2/services",
+        "Open311 service list: the dispatch catalogue's topics",
+        200,
+        "Open311Services",
+        &[503],
+    ),
+    (
+        "get",
+        "/open311/v2/services/{service_code}",
+        "Open311 service definition (no service has extra attributes)",
+        200,
+        "Open311ServiceDefinition",
+        &[404],
+    ),
+    (
+        "get",
+        "/open311/v2/requests",
+        "Open311 service requests (public view: never the reporter's name, phone or e-mail); at most 1,000, a window of at most 90 days",
+        200,
+        "Open311Requests",
+        &[400, 503],
+    ),
+    (
+        "post",
+        "/open311/v2/requests",
+        "Create an Open311 service request (a form post with the api_key): at once a ticket on channel open311",
+        201,
+        "Open311Created",
+        &[400, 403, 404, 503],
+    ),
+    (
+        "get",
+        "/open311/v2/requests/{service_request_id}",
+        "One Open311 service request by its ticket number",
+        200,
+        "Open311Requests",
+        &[404, 503],
+    ),
+];
+
+fn query(name: &str, required: bool, schema: Value) -> Value {
+    json!({"name": name, "in": "query", "required": required, "schema": schema})
+}
+
+fn paging() -> [Value; 2] {
+    [
+        query(
+            "page",
+            false,
+            json!({"type": "integer", "minimum": 1, "maximum": 1_000_000, "default": 1}),
+        ),
+        query(
+            "per_page",
+            false,
+            json!({"type": "integer", "minimum": 1, "maximum": 500, "default": 50}),
+        ),
+    ]
+}
 
 fn params(path: &str, method: &str) -> Vec<Value> {
     let mut out = Vec::new();
     for seg in path.split('/') {
-        if let Some(name) = seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
-            let schema = if name == "ticket_no" {
-                json!({"type": "string", "pattern": "^[0-9]{8}[HMWO][0-9]{6}$"})
-            } else {
-                json!({"type": "integer", "minimum": 1})
-            };
-            out.push(json!({"name": name, "in": "path", "required": true, "schema": schema}));
-        }
+        let Some(name) = seg
+            .strip_prefix('{')
+            .and_then(|s| s.split_once('}'))
+            .map(|s| s.0)
+        else {
+            continue;
+        };
+        let schema = match name {
+            "ticket_no" | "service_request_id" => {
+                json!({"type": "string", "pattern": "^[0-9]{8}[HMWO][0-9]{6}$", "example": "20261121H000001"})
+            }
+            "service_code" => json!({"type": "string", "pattern": "^[a-z][a-z0-9_]{0,63}$"}),
+            _ => json!({"type": "integer", "minimum": 1, "maximum": i64::MAX, "example": 1}),
+        };
+        out.push(json!({"name": name, "in": "path", "required": true, "schema": schema}));
     }
-    let q = |name: &str, schema: Value| json!({"name": name, "in": "query", "required": false, "schema": schema});
     let s = json!({"type": "string"});
     let dt = json!({"type": "string", "format": "date-time"});
+    let department = json!({"type": "string", "pattern": "^[a-z][a-z0-9_]{0,63}$"});
+    let day = json!({"type": "string", "format": "date", "description": "a city day (YYYY-MM-DD), or an RFC 3339 instant at a city midnight"});
     match (method, path) {
         ("get", "/api/v1/tickets") => {
-            out.push(q(
+            out.push(query(
                 "state",
+                false,
                 json!({"$ref": "#/components/schemas/TicketState"}),
             ));
-            out.push(q("department", s.clone()));
-            out.push(q(
+            out.push(query("department", false, department));
+            out.push(query(
                 "channel",
+                false,
                 json!({"$ref": "#/components/schemas/Channel"}),
             ));
-            out.push(q(
+            out.push(query(
                 "category",
+                false,
                 json!({"$ref": "#/components/schemas/Category"}),
             ));
-            out.push(q("overdue", json!({"type": "boolean"})));
-            out.push(q(
+            out.push(query("overdue", false, json!({"type": "boolean"})));
+            out.push(query(
                 "escalation_level",
+                false,
                 json!({"type": "integer", "minimum": 0, "maximum": 3}),
             ));
-            out.push(q("q", s.clone()));
-            out.push(q("created_from", dt.clone()));
-            out.push(q("created_to", dt.clone()));
-            out.push(q("page", json!({"type": "integer", "minimum": 1})));
-            out.push(q(
-                "per_page",
-                json!({"type": "integer", "minimum": 1, "maximum": 500}),
-            ));
+            out.push(query("q", false, json!({"type": "string", "description": "words in the title, content or address (the first 200 characters count)"})));
+            out.push(query("created_from", false, dt.clone()));
+            out.push(query("created_to", false, dt.clone()));
+            out.extend(paging());
         }
         ("get", "/api/v1/tickets/{id}/route") => {
-            out.push(q(
+            out.push(query(
                 "limit",
+                false,
                 json!({"type": "integer", "minimum": 1, "maximum": 10, "default": 3}),
             ));
         }
-        ("get", "/api/v1/catalogue/versions") => {
-            out.push(q("page", json!({"type": "integer", "minimum": 1})));
-            out.push(q(
-                "per_page",
-                json!({"type": "integer", "minimum": 1, "maximum": 500}),
-            ));
-        }
+        ("get", "/api/v1/catalogue/versions") => out.extend(paging()),
         ("get", "/api/v1/outbox") => {
-            out.push(q(
+            out.push(query(
                 "status",
+                false,
                 json!({"type": "string", "enum": ["pending", "sent", "failed", "no_recipient"]}),
             ));
-            out.push(q(
+            out.push(query(
                 "transport",
+                false,
                 json!({"type": "string", "enum": ["mail", "webhook"]}),
             ));
-            out.push(q("page", json!({"type": "integer", "minimum": 1})));
-            out.push(q(
-                "per_page",
-                json!({"type": "integer", "minimum": 1, "maximum": 500}),
-            ));
+            out.extend(paging());
         }
         ("get", "/api/v1/access-log") => {
-            out.push(q("ticket_id", json!({"type": "integer"})));
-            out.push(q("page", json!({"type": "integer", "minimum": 1})));
-            out.push(q(
-                "per_page",
-                json!({"type": "integer", "minimum": 1, "maximum": 500}),
-            ));
+            out.push(query("ticket_id", false, json!({"type": "integer"})));
+            out.extend(paging());
         }
         ("get", "/api/v1/public/tickets/{ticket_no}") => {
-            out.push(json!({"name": "code", "in": "query", "required": true, "schema": {"type": "string", "minLength": 6, "maxLength": 6}}));
+            out.push(query("code", true, json!({"type": "string", "pattern": "^[0-9A-Za-z]{6}$", "description": "the 6-character query code (any case)"})));
         }
         ("get", "/api/v1/stats") => {
-            let day = json!({"type": "string", "format": "date"});
-            out.push(json!({"name": "from", "in": "query", "required": true, "schema": day}));
-            out.push(json!({"name": "to", "in": "query", "required": true, "schema": day}));
-            out.push(q(
-                "group_by",
-                json!({"type": "string", "enum": ["department", "channel", "category", "district"]}),
+            out.push(query("from", true, day.clone()));
+            out.push(query("to", true, day));
+            out.push(query("group_by", false, json!({"type": "string", "enum": ["department", "channel", "category", "district"]})));
+            out.push(query(
+                "department",
+                false,
+                json!({"type": "string", "maxLength": 64}),
             ));
-            out.push(q("department", json!({"type": "string", "maxLength": 64})));
         }
         ("get", "/api/v1/export") => {
-            let day = json!({"type": "string", "format": "date"});
-            out.push(json!({"name": "from", "in": "query", "required": true, "schema": day}));
-            out.push(json!({"name": "to", "in": "query", "required": true, "schema": day}));
-            out.push(q(
+            out.push(query("from", true, day.clone()));
+            out.push(query("to", true, day));
+            out.push(query(
                 "format",
-                json!({"type": "string", "enum": ["csv", "xlsx"]}),
+                false,
+                json!({"type": "string", "enum": ["csv", "xlsx"], "default": "csv"}),
             ));
-            out.push(q("department", json!({"type": "string", "maxLength": 64})));
-            out.push(q(
+            out.push(query(
+                "department",
+                false,
+                json!({"type": "string", "maxLength": 64}),
+            ));
+            out.push(query(
                 "unmasked",
-                json!({"type": "string", "enum": ["true", "false"]}),
+                false,
+                json!({"type": "boolean", "default": false}),
             ));
-            out.push(q("reason", json!({"type": "string", "maxLength": 500})));
+            out.push(query("reason", false, json!({"type": "string", "maxLength": 500, "description": "required with unmasked=true"})));
         }
         ("get", "/api/v1/calendar/due") => {
-            out.push(json!({"name": "from", "in": "query", "required": true, "schema": dt}));
+            out.push(query("from", true, dt));
             for n in ["working_days", "working_hours", "hours"] {
-                out.push(q(
+                out.push(query(
                     n,
+                    false,
                     json!({"type": "integer", "minimum": 0, "maximum": 100000}),
                 ));
             }
+        }
+        ("get", "/api/v1/events/stream") => {
+            out.push(query("access_token", false, json!({"type": "string", "description": "the bearer token, for EventSource clients that cannot send headers"})));
+        }
+        ("post", "/api/v1/channels/wenzheng/appeals") => {
+            for (name, what, pattern) in [
+                (
+                    "X-Wenzheng-Timestamp",
+                    "Unix seconds, within 300 s of the server's clock",
+                    "^[0-9]+$",
+                ),
+                (
+                    "X-Wenzheng-Signature",
+                    "`sha256=` and the hex HMAC-SHA256 of `timestamp.body` with the shared secret",
+                    "^sha256=[0-9a-f]{64}$",
+                ),
+            ] {
+                out.push(
+                    json!({"name": name, "in": "header", "required": true, "description": what,
+                    "schema": {"type": "string", "pattern": pattern}}),
+                );
+            }
+        }
+        ("get", "/open311/v2/requests") => {
+            out.push(query("service_request_id", false, json!({"type": "string", "description": "ticket numbers, comma-separated (overrides the other filters)"})));
+            out.push(query(
+                "service_code",
+                false,
+                json!({"type": "string", "description": "service codes, comma-separated"}),
+            ));
+            out.push(query("start_date", false, dt.clone()));
+            out.push(query("end_date", false, dt));
+            out.push(query(
+                "status",
+                false,
+                json!({"type": "string", "enum": ["open", "closed", "open,closed"]}),
+            ));
+            out.push(query("jurisdiction_id", false, s));
         }
         _ => {}
     }
     out
 }
 
-fn schemas() -> Value {
-    let e = |v: &[&str]| json!({"type": "string", "enum": v});
-    let str_ = json!({"type": "string"});
-    let strn = json!({"type": ["string", "null"]});
-    let dt = json!({"type": "string", "format": "date-time"});
-    let dtn = json!({"type": ["string", "null"], "format": "date-time"});
-    let list = |item: &str| {
-        json!({"type": "object", "required": ["items", "total", "page", "per_page"], "properties": {
-        "items": {"type": "array", "items": {"$ref": format!("#/components/schemas/{item}")}},
-        "total": {"type": "integer"}, "page": {"type": "integer"}, "per_page": {"type": "integer"}}})
+fn json_content(schema: &str) -> Value {
+    json!({"application/json": {"schema": {"$ref": format!("#/components/schemas/{schema}")}}})
+}
+
+/// The success response of an operation.
+fn success_content(o: &Operation) -> Value {
+    let mut resp = json!({"description": "success"});
+    let content = match o.response {
+        "NoContent" => return resp,
+        "EventStream" => json!({"text/event-stream": {"schema": {"type": "string"}}}),
+        "Metrics" => json!({"text/plain": {"schema": {"type": "string"}}}),
+        "Html" => json!({"text/html": {"schema": {"type": "string"}}}),
+        "Export" => {
+            resp["headers"] = json!({"Content-Disposition": {"required": true,
+                "schema": {"type": "string", "pattern": "^attachment; filename=\"hotline-.+\\.(csv|xlsx)\"$"}}});
+            json!({
+                "text/csv": {"schema": {"type": "string"}},
+                "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": {"schema": {"type": "string", "format": "binary"}}
+            })
+        }
+        name if o.path == "/api/v1/public/mailbox" => {
+            let mut c = json_content(name);
+            c["text/html"] = json!({"schema": {"type": "string"}});
+            c
+        }
+        name => json_content(name),
     };
-    json!({
-        "Problem": {"type": "object", "required": ["type", "title", "status", "code", "detail"], "properties": {
-            "type": str_, "title": str_, "status": {"type": "integer"},
-            "code": {"type": "string", "enum": ERROR_CODES.iter().map(|c| c.0).collect::<Vec<_>>()},
-            "detail": str_, "errors": {"type": "array", "items": str_}}},
-        "TicketState": e(&["registered", "dispatched", "in_progress", "returned", "replied", "closed", "merged"]),
-        "Category": e(&["consult", "help", "complaint", "report", "suggestion", "praise"]),
-        "Channel": e(&["hotline", "mailbox", "wenzheng", "open311"]),
-        "Urgency": e(&["normal", "urgent"]),
-        "Role": e(&["agent", "dispatcher", "handler", "dept_head", "supervisor", "leader", "admin"]),
-        "LoginRequest": {"type": "object", "required": ["username", "password"], "properties": {"username": str_, "password": str_}},
-        "LoginResponse": {"type": "object", "required": ["token", "expires_at", "user"], "properties": {"token": str_, "expires_at": dt, "user": {"$ref": "#/components/schemas/User"}}},
-        "User": {"type": "object", "properties": {"id": {"type": "integer"}, "username": str_, "role": {"$ref": "#/components/schemas/Role"}, "department": strn, "email": strn, "display_name": strn, "active": {"type": "boolean"}, "created_at": dt}},
-        "UserList": list("User"),
-        "NewUser": {"type": "object", "required": ["username", "password", "role"], "properties": {"username": {"type": "string", "pattern": "^[A-Za-z0-9_.-]{1,64}$"}, "password": {"type": "string", "minLength": 8, "maxLength": 256}, "role": {"$ref": "#/components/schemas/Role"}, "department": strn, "email": strn, "display_name": strn}},
-        "Department": {"type": "object", "properties": {"id": {"type": "integer"}, "code": str_, "name": str_, "kind": e(&["functional", "district"]), "email": strn, "created_at": dt}},
-        "DepartmentList": list("Department"),
-        "NewDepartment": {"type": "object", "required": ["code", "name", "kind"], "properties": {"code": {"type": "string", "pattern": "^[a-z][a-z0-9_]{0,63}$"}, "name": str_, "kind": e(&["functional", "district"]), "email": strn}},
-        "NewTicket": {"type": "object", "required": ["channel", "category", "title", "content"], "properties": {
-            "channel": {"$ref": "#/components/schemas/Channel"}, "external_id": strn,
-            "category": {"$ref": "#/components/schemas/Category"}, "urgency": {"$ref": "#/components/schemas/Urgency"},
-            "title": {"type": "string", "minLength": 1, "maxLength": 200}, "content": {"type": "string", "minLength": 1, "maxLength": 10000},
-            "citizen": {"type": "object", "properties": {"name": strn, "phone": strn}}, "address": strn, "district": strn}},
-        "Event": {"type": "object", "properties": {"id": {"type": "integer"}, "at": dt, "actor": str_, "kind": e(&["created", "dispatched", "signed", "returned", "extension_requested", "extension_decided", "replied", "callback", "reopened", "closed", "merged", "escalated", "note"]), "from_state": strn, "to_state": strn, "department": strn, "payload": {}}},
-        "Extension": {"type": "object", "properties": {"id": {"type": "integer"}, "ticket_id": {"type": "integer"}, "department": str_, "working_days": {"type": "integer"}, "reason": str_, "status": e(&["pending", "approved", "rejected"]), "requested_by": str_, "requested_at": dt, "decided_by": strn, "decided_at": dtn, "note": strn}},
-        "Ticket": {"type": "object", "properties": {
-            "id": {"type": "integer"}, "ticket_no": str_, "query_code": str_, "channel": {"$ref": "#/components/schemas/Channel"},
-            "external_id": strn, "category": {"$ref": "#/components/schemas/Category"}, "urgency": {"$ref": "#/components/schemas/Urgency"},
-            "title": str_, "content": str_, "citizen": {"type": "object", "properties": {"name": strn, "phone": strn, "anonymous": {"type": "boolean"}, "masked": {"type": "boolean"}}},
-            "address": strn, "district": strn, "state": {"$ref": "#/components/schemas/TicketState"}, "resolution": strn, "merged_into": {"type": ["integer", "null"]},
-            "department": strn, "co_departments": {"type": "array", "items": str_}, "created_by": str_,
-            "created_at": dt, "updated_at": dt, "dispatched_at": dtn, "signed_at": dtn, "replied_at": dtn, "closed_at": dtn,
-            "sign_due_at": dtn, "reply_due_at": dtn, "next_check_at": dtn, "overdue": {"type": "boolean"},
-            "escalation_level": {"type": "integer", "minimum": 0, "maximum": 3}, "rework_count": {"type": "integer"}, "return_count": {"type": "integer"},
-            "extension_count": {"type": "integer"}, "final_dispatch": {"type": "boolean"},
-            "reply": {"type": ["object", "null"], "properties": {"content": str_, "resolved": {"type": ["boolean", "null"]}, "replied_at": dtn}},
-            "satisfaction": strn,
-            "events": {"type": "array", "items": {"$ref": "#/components/schemas/Event"}},
-            "extensions": {"type": "array", "items": {"$ref": "#/components/schemas/Extension"}},
-            "possible_duplicate_of": {"type": ["string", "null"], "description": "ticket number of an earlier appeal this one may repeat (same phone and similar text, or same address and category, within 72 h)"}}},
-        "TicketList": list("Ticket"),
-        "Dispatch": {"type": "object", "required": ["department"], "properties": {"department": str_, "co_departments": {"type": "array", "items": str_}, "note": strn}},
-        "RouteSuggestions": {"type": "object", "required": ["suggestions"], "properties": {
-            "ticket_id": {"type": "integer"}, "catalogue_version": {"type": "integer"},
-            "suggestions": {"type": "array", "items": {"type": "object", "required": ["department", "confidence", "reason"], "properties": {
-                "department": str_, "name": strn,
-                "confidence": {"type": "number", "minimum": 0, "maximum": 1}, "reason": str_}}}}},
-        "Catalogue": {"type": "object", "required": ["departments"], "properties": {
-            "version": {"type": "integer", "minimum": 0},
-            "departments": {"type": "array", "items": {"type": "object", "required": ["code", "name", "kind"], "properties": {
-                "code": {"type": "string", "pattern": "^[a-z][a-z0-9_]{0,63}$"}, "name": str_, "kind": e(&["functional", "district"]), "email": strn}}},
-            "topics": {"type": "array", "items": {"type": "object", "required": ["code", "name", "department", "keywords"], "properties": {
-                "code": {"type": "string", "pattern": "^[a-z][a-z0-9_]{0,63}$"}, "name": str_,
-                "department": {"type": "string", "description": "a department code, or @district (the appeal's own district)"},
-                "keywords": {"type": "array", "minItems": 1, "items": str_}, "description": strn}}}}},
-        "CatalogueVersionList": list("CatalogueVersion"),
-        "CatalogueVersion": {"type": "object", "properties": {"version": {"type": "integer"}, "author": str_, "created_at": dt}},
-        "Reason": {"type": "object", "required": ["reason"], "properties": {"reason": {"type": "string", "minLength": 1}}},
-        "ExtensionRequest": {"type": "object", "required": ["working_days", "reason"], "properties": {"working_days": {"type": "integer", "minimum": 1, "maximum": 30}, "reason": {"type": "string", "minLength": 1}}},
-        "ExtensionDecision": {"type": "object", "required": ["approve"], "properties": {"approve": {"type": "boolean"}, "note": strn}},
-        "Reply": {"type": "object", "required": ["content", "resolved"], "properties": {"content": {"type": "string", "minLength": 1}, "resolved": {"type": "boolean"}}},
-        "Callback": {"type": "object", "required": ["satisfaction", "resolved"], "properties": {"satisfaction": e(&["satisfied", "basically_satisfied", "dissatisfied", "unreachable"]), "resolved": {"type": "boolean"}, "note": strn}},
-        "Close": {"type": "object", "required": ["resolution", "note"], "properties": {"resolution": e(&["direct_answer", "rejected", "transferred_emergency"]), "note": {"type": "string", "minLength": 1}}},
-        "Merge": {"type": "object", "required": ["into"], "properties": {"into": {"type": ["integer", "string"]}}},
-        "Note": {"type": "object", "required": ["content"], "properties": {"content": {"type": "string", "minLength": 1}}},
-        "Reveal": {"type": "object", "properties": {"ticket_id": {"type": "integer"}, "ticket_no": str_, "citizen": {"type": "object", "properties": {"name": strn, "phone": strn}}}},
-        "AccessLogList": list("AccessLogEntry"),
-        "AccessLogEntry": {"type": "object", "properties": {"id": {"type": "integer"}, "at": dt, "username": str_, "role": str_, "ticket_id": {"type": ["integer", "null"]}, "action": str_, "reason": str_}},
-        "PublicTicket": {"type": "object", "properties": {"ticket_no": str_, "state": {"$ref": "#/components/schemas/TicketState"}, "resolution": strn, "category": str_, "department": strn, "created_at": dt, "dispatched_at": dtn, "reply_due_at": dtn, "replied_at": dtn, "closed_at": dtn, "reply": strn, "merged": {"type": "boolean", "description": "merged into another appeal (并单): reply, replied_at and department are that appeal's"}}},
-        "OutboxList": list("OutboxRow"),
-        "OutboxRow": {"type": "object", "properties": {"id": {"type": "integer"}, "created_at": dt, "kind": str_,
-            "transport": e(&["mail", "webhook"]), "ticket_id": {"type": ["integer", "null"]}, "recipient": str_, "subject": str_, "body": str_,
-            "status": e(&["pending", "sent", "failed", "no_recipient"]), "attempts": {"type": "integer"},
-            "next_attempt_at": dt, "last_error": strn, "sent_at": dtn}},
-        "Due": {"type": "object", "required": ["from", "due_at"], "properties": {"from": dt, "due_at": dt}},
-        "WenzhengPost": {"type": "object", "required": ["post_id", "title", "content", "poster", "region", "posted_at"], "properties": {
-            "post_id": {"type": "string", "minLength": 1, "maxLength": 128}, "title": str_, "content": str_,
-            "poster": {"type": "object", "required": ["nickname"], "properties": {"nickname": str_, "phone": strn}},
-            "region": str_, "posted_at": dt, "attachments": {"type": "array", "items": str_}}},
-        "WenzhengReceipt": {"type": "object", "properties": {"id": {"type": "integer"}, "ticket_no": str_, "post_id": str_, "state": str_}},
-        "Count": {"type": "object", "required": ["numerator"], "properties": {"numerator": {"type": "integer"}}},
-        "Rate": {"type": "object", "required": ["numerator", "denominator", "rate"], "properties": {
-            "numerator": {"type": "integer"}, "denominator": {"type": "integer"},
-            "rate": {"type": ["number", "null"], "minimum": 0, "maximum": 1}}},
-        "Figures": {"type": "object", "properties": {
-            "intake": {"$ref": "#/components/schemas/Count"},
-            "direct_answer_rate": {"$ref": "#/components/schemas/Rate"},
-            "sign_on_time_rate": {"$ref": "#/components/schemas/Rate"},
-            "closure_rate": {"$ref": "#/components/schemas/Rate"},
-            "on_time_rate": {"$ref": "#/components/schemas/Rate"},
-            "resolution_rate": {"$ref": "#/components/schemas/Rate"},
-            "satisfaction_rate": {"$ref": "#/components/schemas/Rate"},
-            "return_rate": {"$ref": "#/components/schemas/Rate"},
-            "rework_rate": {"$ref": "#/components/schemas/Rate"},
-            "first_dispatch_accuracy": {"$ref": "#/components/schemas/Rate"},
-            "overdue_open": {"$ref": "#/components/schemas/Count"}}},
-        "Stats": {"type": "object", "required": ["from", "to"], "properties": {
-            "from": {"type": "string", "format": "date"}, "to": {"type": "string", "format": "date"},
-            "department": {"type": "string"},
-            "group_by": {"type": "string"},
-            "figures": {"$ref": "#/components/schemas/Figures"},
-            "groups": {"type": "array", "items": {"type": "object", "required": ["key", "name", "figures"], "properties": {
-                "key": {"type": "string"}, "name": {"type": "string"},
-                "figures": {"$ref": "#/components/schemas/Figures"}}}}}},
-        "Hotspot": {"type": "object", "required": ["id", "topic", "topic_name", "district", "place", "count", "first_at", "last_at", "ticket_nos"], "properties": {
-            "id": {"type": "integer"}, "topic": str_, "topic_name": str_, "district": strn, "district_name": strn,
-            "place": str_, "latitude": {"type": ["number", "null"]}, "longitude": {"type": ["number", "null"]},
-            "count": {"type": "integer"}, "first_at": dt, "last_at": dt, "detected_at": dt,
-            "ticket_nos": {"type": "array", "items": str_}}},
-        "HotspotList": {"type": "object", "required": ["items"], "properties": {
-            "items": {"type": "array", "items": {"$ref": "#/components/schemas/Hotspot"}}}},
-        "Status": {"type": "object", "properties": {"status": str_}},
-    })
+    resp["content"] = content;
+    resp
+}
+
+fn operation_id(method: &str, path: &str) -> String {
+    format!(
+        "{method}_{}",
+        path.trim_start_matches('/')
+            .replace(['/', '{', '}', '-', '.'], "_")
+    )
+}
+
+fn v1_operation(o: &Operation) -> Value {
+    let mut responses = Map::new();
+    responses.insert(o.status.to_string(), success_content(o));
+    match o.path {
+        "/api/v1/tickets" if o.method == "post" => {
+            responses.insert("200".into(), json!({"description": "already registered (same channel and external_id)", "content": json_content("Ticket")}));
+        }
+        "/api/v1/channels/wenzheng/appeals" => {
+            responses.insert("200".into(), json!({"description": "already registered (same post_id)", "content": json_content("WenzhengReceipt")}));
+        }
+        "/api/v1/public/mailbox" => {
+            let mut dup = success_content(o);
+            dup["description"] =
+                json!("the same letter from the same phone within 10 minutes: its ticket");
+            responses.insert("200".into(), dup);
+        }
+        "/readyz" => {
+            responses.insert("503".into(), json!({"description": "not ready: the database does not answer", "content": json_content("Readiness")}));
+        }
+        _ => {}
+    }
+    for status in o.errors {
+        let mut r = json!({"$ref": format!("#/components/responses/Problem{status}")});
+        if o.path == "/api/v1/public/mailbox" {
+            // The page's form posts get their answer as a page.
+            r = json!({"description": format!("see components/responses/Problem{status}"),
+                "content": {
+                    "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}},
+                    "text/html": {"schema": {"type": "string"}}}});
+            if *status == 429 {
+                r["headers"] = json!({"Retry-After": {"required": true, "schema": {"type": "integer", "minimum": 0}}});
+            }
+        }
+        responses.insert(status.to_string(), r);
+    }
+    let mut op = json!({
+        "summary": o.summary,
+        "description": format!("Who: {}.", o.roles),
+        "operationId": operation_id(o.method, o.path),
+        "tags": [tag(o.path)],
+        "parameters": params(o.path, o.method),
+        "responses": responses,
+    });
+    match o.auth {
+        Auth::Bearer => op["security"] = json!([{"bearer": []}]),
+        Auth::None | Auth::Signature => op["security"] = json!([]),
+    }
+    if let Some(b) = o.body {
+        let mut content = json_content(b);
+        if o.path == "/api/v1/public/mailbox" {
+            content["application/x-www-form-urlencoded"] =
+                json!({"schema": {"$ref": "#/components/schemas/MailboxLetter"}});
+        }
+        op["requestBody"] = json!({"required": true, "content": content});
+    }
+    op
+}
+
+fn tag(path: &str) -> &'static str {
+    if path.starts_with("/api/v1/tickets") || path == "/api/v1/access-log" {
+        "tickets"
+    } else if path.starts_with("/api/v1/public") || path == "/api/v1/calendar/due" {
+        "public"
+    } else if path.starts_with("/open311") {
+        "open311"
+    } else if path.starts_with("/api/v1") {
+        "office"
+    } else {
+        "operations"
+    }
+}
+
+/// The `.json` and `.xml` operations of one Open311 resource.
+fn open311_operations(
+    paths: &mut Map<String, Value>,
+    (method, path, summary, status, schema, errors): (&str, &str, &str, u16, &str, &[u16]),
+) {
+    for ext in ["json", "xml"] {
+        let media = if ext == "json" {
+            "application/json"
+        } else {
+            "text/xml"
+        };
+        let body = |schema: &str| {
+            if ext == "json" {
+                json!({media: {"schema": {"$ref": format!("#/components/schemas/{schema}")}}})
+            } else {
+                json!({media: {"schema": {"type": "string"}}})
+            }
+        };
+        let mut responses = Map::new();
+        responses.insert(
+            status.to_string(),
+            json!({"description": "success", "content": body(schema)}),
+        );
+        for e in errors {
+            let what = match e {
+                400 => "a parameter is missing or wrong",
+                403 => "the api_key is missing or wrong, or none is configured",
+                404 => "no such service or request",
+                _ => "the database is unavailable",
+            };
+            responses.insert(
+                e.to_string(),
+                json!({"description": format!("{what} (the GeoReport v2 error list)"), "content": body("Open311Errors")}),
+            );
+        }
+        let full = format!("{path}.{ext}");
+        let mut op = json!({
+            "summary": summary,
+            "description": format!("Who: {}. Answers {media}.", if method == "post" { "anyone with the api_key" } else { "anyone" }),
+            "operationId": operation_id(method, &full),
+            "tags": ["open311"],
+            "parameters": params(path, method),
+            "security": [],
+            "responses": responses,
+        });
+        if method == "post" {
+            op["requestBody"] = json!({"required": true, "content": {"application/x-www-form-urlencoded":
+                {"schema": {"$ref": "#/components/schemas/Open311NewRequest"}}}});
+        }
+        let entry = paths.entry(full).or_insert_with(|| json!({}));
+        entry[method] = op;
+    }
 }
 
 /// The whole OpenAPI document.
 pub fn spec() -> Value {
     let mut paths = Map::new();
-    for (method, path, summary, roles, req, status, resp) in OPERATIONS {
-        let mut responses = Map::new();
-        let content = match *path {
-            "/api/v1/events/stream" => json!({"text/event-stream": {"schema": {"type": "string"}}}),
-            "/metrics" => json!({"text/plain": {"schema": {"type": "string"}}}),
-            "/api/v1/export" => json!({
-                "text/csv": {"schema": {"type": "string"}},
-                "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": {"schema": {"type": "string", "format": "binary"}}
-            }),
-            _ => {
-                json!({"application/json": {"schema": {"$ref": format!("#/components/schemas/{resp}")}}})
-            }
-        };
-        responses.insert(
-            status.to_string(),
-            json!({"description": "success", "content": content}),
-        );
-        if *path == "/api/v1/tickets" && *method == "post" {
-            responses.insert("200".into(), json!({"description": "already registered (same channel and external_id)", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Ticket"}}}}));
-        }
-        if *path == "/readyz" {
-            responses.insert("503".into(), json!({"description": "not ready", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Status"}}}}));
-        }
-        if !path.starts_with("/healthz") && !path.starts_with("/readyz") {
-            responses.insert("default".into(), json!({"description": "error (see `code`)", "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}));
-        }
-        let public = roles.starts_with("anyone");
-        let mut op = json!({
-            "summary": summary,
-            "description": format!("Who: {roles}."),
-            "operationId": format!("{method}_{}", path.trim_start_matches('/').replace(['/', '{', '}', '-', '.'], "_")),
-            "parameters": params(path, method),
-            "responses": responses,
-        });
-        if !public {
-            op["security"] = json!([{"bearer": []}]);
-        }
-        if let Some(r) = req {
-            op["requestBody"] = json!({"required": true, "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{r}")}}}});
-        }
-        let entry = paths.entry(path.to_string()).or_insert_with(|| json!({}));
-        entry[*method] = op;
+    for o in OPERATIONS {
+        let entry = paths.entry(o.path.to_string()).or_insert_with(|| json!({}));
+        entry[o.method] = v1_operation(o);
+    }
+    for o in OPEN311 {
+        open311_operations(&mut paths, *o);
     }
     json!({
         "openapi": "3.1.0",
         "info": {
             "title": "12345 Hotline Router API",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "Citizen appeals from every channel, dispatched, on SLA clocks. Errors are application/problem+json with a stable `code`.",
+            "description": "Citizen appeals from every channel, dispatched, on SLA clocks. Errors are application/problem+json with a stable `code` (Open311 keeps the GeoReport v2 error list). Request bodies ignore fields they do not name unless additionalProperties says otherwise.",
         },
+        "tags": [
+            {"name": "tickets", "description": "appeals and their lifecycle"},
+            {"name": "office", "description": "users, departments, catalogue, figures, channels, outbox"},
+            {"name": "public", "description": "no account needed"},
+            {"name": "open311", "description": "Open311 GeoReport v2"},
+            {"name": "operations", "description": "health, readiness, metrics, this document"},
+        ],
         "paths": paths,
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-            "schemas": schemas(),
+            "schemas": schemas::schemas(),
+            "responses": schemas::problem_responses(),
         },
     })
 }
@@ -683,17 +973,32 @@ pub async fn docs_page() -> HttpResponse {
          code{background:#f4f4f4;padding:0 .2rem}</style></head><body>\
          <h1>12345 热线 API v1</h1><p>The machine-readable document: <a href=\"/api/openapi.json\">/api/openapi.json</a>. \
          Authenticate with <code>Authorization: Bearer &lt;token&gt;</code> from <code>POST /api/v1/auth/login</code>.</p>\
-         <h2>Operations</h2><table><tr><th>Method</th><th>Path</th><th>What</th><th>Who</th><th>Body</th></tr>",
+         <h2>Operations</h2><table><tr><th>Method</th><th>Path</th><th>What</th><th>Who</th><th>Body</th><th>Errors</th></tr>",
     );
-    for (method, path, summary, roles, req, status, _) in OPERATIONS {
+    for o in OPERATIONS {
+        let errors: Vec<String> = o.errors.iter().map(u16::to_string).collect();
         html.push_str(&format!(
-            "<tr><td>{}</td><td><code>{}</code></td><td>{} → {}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td><code>{}</code></td><td>{} → {}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            o.method.to_uppercase(),
+            esc(o.path),
+            esc(o.summary),
+            o.status,
+            esc(o.roles),
+            o.body.map(esc).unwrap_or_default(),
+            errors.join(" ")
+        ));
+    }
+    for (method, path, summary, status, _, errors) in OPEN311 {
+        let errors: Vec<String> = errors.iter().map(u16::to_string).collect();
+        html.push_str(&format!(
+            "<tr><td>{}</td><td><code>{}.json</code>, <code>.xml</code></td><td>{} → {}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             method.to_uppercase(),
             esc(path),
             esc(summary),
             status,
-            esc(roles),
-            req.map(esc).unwrap_or_default()
+            if *method == "post" { "anyone with the api_key" } else { "anyone" },
+            if *method == "post" { "form" } else { "" },
+            errors.join(" ")
         ));
     }
     html.push_str(
@@ -709,4 +1014,131 @@ pub async fn docs_page() -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")
         .body(html)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every `$ref` in the document names something the document holds.
+    #[test]
+    fn every_reference_resolves() {
+        fn walk(v: &Value, doc: &Value, seen: &mut usize) {
+            match v {
+                Value::Object(m) => {
+                    if let Some(Value::String(r)) = m.get("$ref") {
+                        let target = r
+                            .strip_prefix("#/")
+                            .map(|p| p.split('/').fold(doc, |d, k| &d[k]));
+                        assert!(
+                            target.is_some_and(|t| !t.is_null()),
+                            "dangling reference {r}"
+                        );
+                        *seen += 1;
+                    }
+                    m.values().for_each(|x| walk(x, doc, seen));
+                }
+                Value::Array(a) => a.iter().for_each(|x| walk(x, doc, seen)),
+                _ => {}
+            }
+        }
+        let doc = spec();
+        let mut seen = 0;
+        walk(&doc, &doc, &mut seen);
+        assert!(seen > 100, "{seen}");
+    }
+
+    /// The `(method, path)` of every `resource("…")` in a routes file,
+    /// `prefix` added to those after `scope`.
+    fn registered(source: &str, scope: &str, prefix: &str) -> Vec<(String, String)> {
+        let scope_at = source.find(scope).expect("the scope is registered");
+        let starts: Vec<usize> = source.match_indices("resource(\"").map(|m| m.0).collect();
+        let mut out = Vec::new();
+        for (i, &at) in starts.iter().enumerate() {
+            let rest = &source[at + "resource(\"".len()..];
+            let path = &rest[..rest.find('"').expect("a closing quote")];
+            let full = if at > scope_at {
+                format!("{prefix}{path}")
+            } else {
+                path.to_owned()
+            };
+            let end = starts.get(i + 1).copied().unwrap_or(source.len());
+            for method in ["get", "post", "put", "patch", "delete"] {
+                if source[at..end].contains(&format!("{method}().to(")) {
+                    out.push((method.to_owned(), full.clone()));
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn every_api_route_is_documented() {
+        let documented: std::collections::HashSet<(String, String)> = OPERATIONS
+            .iter()
+            .map(|o| (o.method.to_owned(), o.path.to_owned()))
+            .chain(OPEN311.iter().flat_map(|(m, p, ..)| {
+                ["json", "xml"].map(|ext| ((*m).to_owned(), format!("{p}.{ext}")))
+            }))
+            .collect();
+        let api = registered(include_str!("mod.rs"), "web::scope(\"/api/v1\")", "/api/v1");
+        let ops = ["/healthz", "/readyz", "/metrics"];
+        let api: Vec<_> = api
+            .into_iter()
+            .filter(|(_, p)| p.starts_with("/api/") || ops.contains(&p.as_str()))
+            .collect();
+        assert!(api.len() > 40, "{api:?}");
+        let open311 = registered(
+            include_str!("open311.rs"),
+            "web::scope(\"/open311/v2\")",
+            "/open311/v2",
+        );
+        assert_eq!(open311.len(), 6, "{open311:?}");
+        let names = |p: &str| {
+            p.replace("{code}", "{service_code}")
+                .replace("requests/{id}", "requests/{service_request_id}")
+        };
+        let routed: std::collections::HashSet<(String, String)> = api
+            .into_iter()
+            .chain(open311.into_iter().flat_map(|(m, p)| {
+                ["json", "xml"].map(|ext| (m.clone(), names(&p.replace("{fmt}", ext))))
+            }))
+            .collect();
+        for (method, path) in &routed {
+            assert!(
+                documented.contains(&(method.clone(), path.clone())),
+                "{method} {path} is routed but not in the OpenAPI document"
+            );
+        }
+        for (method, path) in &documented {
+            assert!(
+                routed.contains(&(method.clone(), path.clone())),
+                "{method} {path} is in the OpenAPI document but not routed"
+            );
+        }
+    }
+
+    #[test]
+    fn every_error_status_has_a_problem_response_and_bearer_operations_answer_401() {
+        let doc = spec();
+        for o in OPERATIONS {
+            for s in o.errors {
+                assert!(
+                    doc["components"]["responses"][format!("Problem{s}")].is_object(),
+                    "{} {}: no Problem{s}",
+                    o.method,
+                    o.path
+                );
+            }
+            if o.auth == Auth::Bearer {
+                assert!(o.errors.contains(&401), "{} {}", o.method, o.path);
+            }
+            let path_params = o.path.matches('{').count();
+            let declared = params(o.path, o.method)
+                .iter()
+                .filter(|p| p["in"] == "path")
+                .count();
+            assert_eq!(path_params, declared, "{}", o.path);
+        }
+    }
 }

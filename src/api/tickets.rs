@@ -413,6 +413,8 @@ pub async fn dispatch(
     body: ApiJson<DispatchBody>,
 ) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner();
+    // Scope first: a ticket the caller cannot see does not exist for them.
+    load(&state, &caller, ticket_id(&path)?).await?;
     caller.require(&[Role::Dispatcher])?;
     let action = dispatch_action(&state, &b.department, &b.co_departments, b.note).await?;
     act(state, caller, path, action).await
@@ -658,6 +660,8 @@ pub async fn merge_action(
     id: i64,
     into: &serde_json::Value,
 ) -> Result<Action, ApiError> {
+    // Scope first: a ticket the caller cannot see does not exist for them.
+    load(state, caller, id).await?;
     caller.require(&[Role::Dispatcher])?;
     // `into` is a ticket id; a ticket number is accepted too.
     let target = match into {

@@ -72,6 +72,14 @@ pub enum BenchCommand {
     /// The router, in process: latency of one routing on one thread, and
     /// retraining on a million synthetic historic tickets.
     Route(crate::cli::route_eval::BenchRouteArgs),
+    /// The soak test's load generator: the whole ticket lifecycle at a
+    /// steady rate over several instances (tests/soak/run.sh).
+    Soak(crate::cli::soak::SoakArgs),
+    /// The soak test's checker: proves from the database, the generator's
+    /// acknowledgements and the SMTP sink that nothing was lost or doubled.
+    SoakCheck(crate::cli::soak::CheckArgs),
+    /// A local SMTP server recording each accepted message's Message-ID.
+    SmtpSink(crate::cli::soak::SinkArgs),
 }
 
 /// The `p` quantile of sorted latencies, in milliseconds.
@@ -216,6 +224,12 @@ pub async fn run(settings: &Settings, cmd: BenchCommand) -> Result<(), StartupEr
             requests,
         } => return stats(&url, &username, &password, requests).await,
         BenchCommand::Route(args) => return crate::cli::route_eval::bench(settings, args),
+        BenchCommand::Soak(args) => return crate::cli::soak::soak(args).await,
+        BenchCommand::SmtpSink(args) => return crate::cli::soak::smtp_sink(args).await,
+        BenchCommand::SoakCheck(args) => {
+            let store = crate::startup::open_store(settings).await?;
+            return crate::cli::soak::check(&store, args).await;
+        }
         BenchCommand::Pages(args) => return crate::cli::bench_pages::run(settings, args).await,
         BenchCommand::Wenzheng {
             url,

@@ -6,6 +6,7 @@ pub mod demo;
 pub mod generate;
 pub mod ledger;
 pub mod route_eval;
+pub mod soak;
 
 /// `hotline report`: prints the bulletin, writes its files, and with `mail`
 /// queues it to the leaders (once per period).

@@ -61,6 +61,19 @@ impl Mailer {
         subject: &str,
         body: &str,
     ) -> Result<(), MailError> {
+        self.send_message(from, to, subject, body, None).await
+    }
+
+    /// Sends one message; `message_id` (an outbox row's) lets a receiver
+    /// recognise the same notification should it ever arrive twice.
+    pub async fn send_message(
+        &self,
+        from: &str,
+        to: &str,
+        subject: &str,
+        body: &str,
+        message_id: Option<String>,
+    ) -> Result<(), MailError> {
         let from: Mailbox = from
             .parse()
             .map_err(|e| MailError::Message(format!("from: {e}")))?;
@@ -70,6 +83,9 @@ impl Mailer {
                 .parse()
                 .map_err(|e| MailError::Message(format!("to `{addr}`: {e}")))?;
             builder = builder.to(mb);
+        }
+        if message_id.is_some() {
+            builder = builder.message_id(message_id);
         }
         let msg = builder
             .subject(subject)

@@ -4,6 +4,7 @@
 
 pub mod bus;
 pub mod lease;
+pub mod login_guard;
 pub mod mail;
 pub mod ratelimit;
 pub mod redis;

@@ -75,11 +75,19 @@ pub async fn tick(
     Ok(queued)
 }
 
-pub async fn run(store: Store, basically: bool, dir: PathBuf, every: Duration) {
+pub async fn run(
+    store: Store,
+    basically: bool,
+    dir: PathBuf,
+    every: Duration,
+    mut stop: super::Stop,
+) {
     let mut t = tokio::time::interval(every);
     t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        t.tick().await;
+        if !stop.tick(&mut t).await {
+            return;
+        }
         if let Err(e) = tick(&store, basically, &dir, crate::store::now()).await {
             tracing::error!(error = %e, "weekly bulletin failed; retrying later");
         }

@@ -100,12 +100,15 @@ pub async fn run(
     base_url: String,
     interval: Duration,
     lease: Lease,
+    mut stop: super::Stop,
 ) {
     let mut matcher: Option<(Arc<Catalogue>, Matcher)> = None;
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        tick.tick().await;
+        if !stop.tick(&mut tick).await {
+            return;
+        }
         if !lease.try_acquire("hotspots", interval * 2).await {
             continue;
         }

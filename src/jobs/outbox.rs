@@ -31,38 +31,118 @@ pub async fn deliver_due(
     mailer: &Mailer,
     from: &str,
 ) -> StoreResult<DeliveryReport> {
+    deliver_due_claiming(store, mailer, from, chrono::Duration::minutes(5)).await
+}
+
+/// The Message-ID of an outbox row's mail: the same row always gets the
+/// same one, so a receiver can tell a repeat from a new notification.
+pub fn message_id(row_id: i64) -> String {
+    format!("<outbox-{row_id}@hotline.12345>")
+}
+
+/// [`deliver_due`] with the claim lease of `mail.claim_secs`. Each row is
+/// marked sent as soon as its own message is accepted, and that mark is
+/// retried through a short database outage: a row is only sent again if
+/// its instance died between the SMTP server's acceptance and the mark.
+pub async fn deliver_due_claiming(
+    store: &Store,
+    mailer: &Mailer,
+    from: &str,
+    claim: chrono::Duration,
+) -> StoreResult<DeliveryReport> {
     let mut report = DeliveryReport::default();
     loop {
         let now = crate::store::now();
         let rows = store
-            .claim_outbox(Transport::Mail, now, chrono::Duration::minutes(5), BATCH)
+            .claim_outbox(Transport::Mail, now, claim, BATCH)
             .await?;
         if rows.is_empty() {
             return Ok(report);
         }
         let sends: Vec<_> = rows
             .iter()
-            .map(|r| Box::pin(mailer.send(from, &r.recipient, &r.subject, &r.body)))
+            .map(|row| Box::pin(deliver_one(store, mailer, from, row)))
             .collect();
         let results: Vec<_> = futures_util::stream::iter(sends)
-            .buffered(CONCURRENCY)
+            .buffer_unordered(CONCURRENCY)
             .collect()
             .await;
-        let mut sent = Vec::new();
-        for (row, res) in rows.iter().zip(results) {
-            match res {
-                Ok(()) => sent.push(row.id),
-                Err(e) => {
-                    report.failed += 1;
-                    tracing::warn!(outbox = row.id, attempts = row.attempts + 1, error = %e, "delivery failed; will retry");
-                    store
-                        .outbox_failed(row, &e.to_string(), crate::store::now())
-                        .await?;
-                }
+        for (ok, marked) in results {
+            marked?;
+            if ok {
+                report.sent += 1;
+            } else {
+                report.failed += 1;
             }
         }
-        report.sent += sent.len();
-        store.outbox_sent(&sent, crate::store::now()).await?;
+    }
+}
+
+/// Sends one row's mail and records the outcome: (accepted, recorded).
+async fn deliver_one(
+    store: &Store,
+    mailer: &Mailer,
+    from: &str,
+    row: &crate::store::entities::outbox::Model,
+) -> (bool, StoreResult<()>) {
+    let res = mailer
+        .send_message(
+            from,
+            &row.recipient,
+            &row.subject,
+            &row.body,
+            Some(message_id(row.id)),
+        )
+        .await;
+    let mut persist = Persist::new();
+    let marked = loop {
+        let r = match &res {
+            Ok(()) => {
+                store
+                    .outbox_sent(std::slice::from_ref(&row.id), crate::store::now())
+                    .await
+            }
+            Err(e) => {
+                store
+                    .outbox_failed(row, &e.to_string(), crate::store::now())
+                    .await
+            }
+        };
+        if !persist.again(&r).await {
+            break r;
+        }
+    };
+    if let Err(e) = &res {
+        tracing::warn!(outbox = row.id, attempts = row.attempts + 1, error = %e, "delivery failed; will retry");
+    }
+    (res.is_ok(), marked)
+}
+
+/// Retries a small write for up to 30 s while the database is unavailable
+/// (a restart): losing a "sent" mark would mean sending twice.
+struct Persist {
+    give_up: std::time::Instant,
+    delay: Duration,
+}
+
+impl Persist {
+    fn new() -> Persist {
+        Persist {
+            give_up: std::time::Instant::now() + Duration::from_secs(30),
+            delay: Duration::from_millis(100),
+        }
+    }
+
+    /// `true` when `r` failed for a reason worth waiting out (after the wait).
+    async fn again(&mut self, r: &StoreResult<()>) -> bool {
+        match r {
+            Err(e) if e.is_unavailable() && std::time::Instant::now() < self.give_up => {
+                tokio::time::sleep(self.delay).await;
+                self.delay = (self.delay * 2).min(Duration::from_secs(2));
+                true
+            }
+            _ => false,
+        }
     }
 }
 
@@ -118,12 +198,14 @@ pub async fn deliver_webhooks(
 
 /// Runs webhook delivery every `interval` until the process ends. Not
 /// `Send`: spawn it on the current thread (`actix_web::rt::spawn`).
-pub async fn run_webhooks(store: Store, secret: String, interval: Duration) {
+pub async fn run_webhooks(store: Store, secret: String, interval: Duration, mut stop: super::Stop) {
     let sender = WebhookSender::new(&secret);
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        tick.tick().await;
+        if !stop.tick(&mut tick).await {
+            return;
+        }
         match deliver_webhooks(&store, &sender).await {
             Ok(r) if r.sent + r.failed + r.parked > 0 => {
                 tracing::info!(
@@ -140,12 +222,21 @@ pub async fn run_webhooks(store: Store, secret: String, interval: Duration) {
 }
 
 /// Runs delivery every `interval` until the process ends.
-pub async fn run(store: Store, mailer: Mailer, from: String, interval: Duration) {
+pub async fn run(
+    store: Store,
+    mailer: Mailer,
+    from: String,
+    interval: Duration,
+    claim: chrono::Duration,
+    mut stop: super::Stop,
+) {
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        tick.tick().await;
-        match deliver_due(&store, &mailer, &from).await {
+        if !stop.tick(&mut tick).await {
+            return;
+        }
+        match deliver_due_claiming(&store, &mailer, &from, claim).await {
             Ok(r) if r.sent + r.failed > 0 => {
                 tracing::info!(sent = r.sent, failed = r.failed, "outbox delivery")
             }

@@ -130,7 +130,7 @@ impl Routing {
 /// Trains a first model from the catalogue (and the corpus) at once, then
 /// from the history too, then again every `every` and after each catalogue
 /// change. Picks up catalogue versions stored by other instances.
-pub async fn run(routing: Arc<Routing>, store: Store, every: Duration) {
+pub async fn run(routing: Arc<Routing>, store: Store, every: Duration, mut stop: super::Stop) {
     let first = train(&routing, None, false).await;
     if let Some(m) = first {
         routing.publish(m);
@@ -140,11 +140,8 @@ pub async fn run(routing: Arc<Routing>, store: Store, every: Duration) {
     }
     let mut round = 0u64;
     loop {
-        if round > 0 {
-            tokio::select! {
-                _ = tokio::time::sleep(every) => {}
-                _ = routing.wake.notified() => {}
-            }
+        if round > 0 && !stop.sleep_or(every, &routing.wake).await {
+            return;
         }
         round += 1;
         refresh_catalogue(&routing, &store).await;

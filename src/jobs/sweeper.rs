@@ -114,6 +114,7 @@ pub async fn run(
     base_url: String,
     interval: Duration,
     lease: crate::infra::lease::Lease,
+    mut stop: super::Stop,
 ) {
     let rules = Rules {
         calendar: &calendar,
@@ -122,7 +123,9 @@ pub async fn run(
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        tick.tick().await;
+        if !stop.tick(&mut tick).await {
+            return;
+        }
         // The lease only saves work; the compare-and-set keeps it correct.
         if !lease.try_acquire("sweeper", interval * 2).await {
             continue;

@@ -42,12 +42,49 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// The database could not be reached or is refusing work for now (no
+    /// connection, a connection cut by a restart, a full disk, a locked
+    /// SQLite file): the request may succeed if retried shortly.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, StoreError::Db(e) if db_unavailable(e))
+    }
+
     pub fn is_unique_violation(&self) -> bool {
         matches!(self, StoreError::Db(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))))
     }
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
+
+/// See [`StoreError::is_unavailable`].
+pub fn db_unavailable(e: &DbErr) -> bool {
+    use sea_orm::sqlx::Error as X;
+    let sqlx = match e {
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => return true,
+        DbErr::Exec(sea_orm::RuntimeErr::SqlxError(x))
+        | DbErr::Query(sea_orm::RuntimeErr::SqlxError(x)) => x,
+        _ => return false,
+    };
+    match sqlx.as_ref() {
+        X::Io(_) | X::Tls(_) | X::Protocol(_) | X::PoolTimedOut | X::PoolClosed => true,
+        X::WorkerCrashed => true,
+        X::Database(d) => {
+            let code = d.code().unwrap_or_default();
+            // PostgreSQL: 08 connection exception, 53 insufficient
+            // resources (disk full, out of memory, too many connections),
+            // 57 operator intervention (shutdown, restart), 58 system error.
+            // SQLite: 5 busy, 6 locked, 10 I/O error, 13 full, 14 cannot
+            // open (extended codes keep the primary code in the low byte).
+            if code.len() == 5 && code.chars().next().is_some_and(|c| c.is_ascii_digit()) {
+                matches!(&code[..2], "08" | "53" | "57" | "58")
+            } else {
+                code.parse::<i64>()
+                    .is_ok_and(|n| matches!(n & 0xff, 5 | 6 | 10 | 13 | 14))
+            }
+        }
+        _ => false,
+    }
+}
 
 /// The database handle shared by every request.
 #[derive(Clone)]

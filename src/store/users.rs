@@ -9,6 +9,35 @@ use sea_orm::{
 use super::entities::{access_log, api_token, department, user};
 use super::{Store, StoreError, StoreResult};
 
+/// What an admin (or the user, for the password) changes; `None` leaves a
+/// field as it is, `Some(None)` clears a nullable one.
+#[derive(Debug, Default, Clone)]
+pub struct UserChanges {
+    pub password_hash: Option<String>,
+    pub role: Option<String>,
+    pub department: Option<Option<String>>,
+    pub email: Option<Option<String>>,
+    pub display_name: Option<Option<String>>,
+    pub active: Option<bool>,
+}
+
+async fn revoke_user_tokens_in(
+    db: &impl sea_orm::ConnectionTrait,
+    user_id: i64,
+    now: DateTime<Utc>,
+) -> StoreResult<u64> {
+    let r = api_token::Entity::update_many()
+        .col_expr(
+            api_token::Column::RevokedAt,
+            sea_orm::sea_query::Expr::value(Some(now)),
+        )
+        .filter(api_token::Column::UserId.eq(user_id))
+        .filter(api_token::Column::RevokedAt.is_null())
+        .exec(db)
+        .await?;
+    Ok(r.rows_affected)
+}
+
 impl Store {
     pub async fn list_departments(&self) -> StoreResult<Vec<department::Model>> {
         Ok(department::Entity::find()
@@ -171,6 +200,58 @@ impl Store {
             .await?;
         w.commit().await?;
         Ok(())
+    }
+
+    /// Revokes every live token of a user; returns how many.
+    pub async fn revoke_user_tokens(&self, user_id: i64, now: DateTime<Utc>) -> StoreResult<u64> {
+        let w = self.begin_write().await?;
+        let n = revoke_user_tokens_in(&w.txn, user_id, now).await?;
+        w.commit().await?;
+        Ok(n)
+    }
+
+    pub async fn user_by_id(&self, id: i64) -> StoreResult<Option<user::Model>> {
+        Ok(user::Entity::find_by_id(id).one(&self.db).await?)
+    }
+
+    /// Applies `changes` to user `id` (`None` when there is no such user),
+    /// revoking every token of theirs in the same transaction when `revoke`.
+    pub async fn update_user(
+        &self,
+        id: i64,
+        changes: &UserChanges,
+        revoke: bool,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<user::Model>> {
+        let w = self.begin_write().await?;
+        let Some(current) = user::Entity::find_by_id(id).one(&w.txn).await? else {
+            return Ok(None);
+        };
+        let mut m: user::ActiveModel = current.into();
+        if let Some(h) = &changes.password_hash {
+            m.password_hash = Set(h.clone());
+        }
+        if let Some(r) = &changes.role {
+            m.role = Set(r.clone());
+        }
+        if let Some(d) = &changes.department {
+            m.department = Set(d.clone());
+        }
+        if let Some(e) = &changes.email {
+            m.email = Set(e.clone());
+        }
+        if let Some(n) = &changes.display_name {
+            m.display_name = Set(n.clone());
+        }
+        if let Some(a) = changes.active {
+            m.active = Set(a);
+        }
+        let u = m.update(&w.txn).await?;
+        if revoke {
+            revoke_user_tokens_in(&w.txn, id, now).await?;
+        }
+        w.commit().await?;
+        Ok(Some(u))
     }
 
     /// The active user behind a token hash, with the token's expiry.

@@ -8,6 +8,7 @@ pub mod common;
 pub mod dashboard;
 pub mod dashboard_model;
 pub mod dispatch;
+pub mod headers;
 pub mod inbox;
 pub mod public;
 pub mod session;
@@ -88,8 +89,7 @@ pub fn page(status: StatusCode, name: &str, ctx: minijinja::Value) -> HttpRespon
                 (header::REFERRER_POLICY, "no-referrer"),
                 (
                     header::CONTENT_SECURITY_POLICY,
-                    "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; \
-                     script-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+                    headers::CONTENT_SECURITY_POLICY,
                 ),
             ] {
                 h.insert(k, HeaderValue::from_static(v));

@@ -463,9 +463,26 @@ pub async fn login_submit(
             Some("请输入用户名和密码。"),
         );
     }
-    let user = match auth::check_password(&state, &username, password).await {
+    let user = match auth::log_in(&state, &req, &username, password).await {
         Ok(u) => u,
-        Err(e) if e.code == "unauthorized" => {
+        Err(auth::LoginError::Limited(secs)) => {
+            let msg = format!(
+                "登录失败次数过多，已暂停登录以保护账号安全。请在 {}后再试。",
+                wait_zh(secs)
+            );
+            let mut resp = login_form(
+                &state,
+                StatusCode::TOO_MANY_REQUESTS,
+                &next,
+                &username,
+                Some(&msg),
+            );
+            if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+                resp.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+            return resp;
+        }
+        Err(auth::LoginError::Refused(e)) if e.code == "unauthorized" => {
             return login_form(
                 &state,
                 StatusCode::UNAUTHORIZED,
@@ -474,7 +491,7 @@ pub async fn login_submit(
                 Some("用户名或密码错误。"),
             );
         }
-        Err(e) => return PageError::from(e).error_response(),
+        Err(auth::LoginError::Refused(e)) => return PageError::from(e).error_response(),
     };
     let (token, _) = match auth::issue_token(&state, user.id).await {
         Ok(t) => t,
@@ -495,6 +512,15 @@ pub async fn login_submit(
         format!("{LOGIN_CSRF_COOKIE}=; Path=/login; HttpOnly; SameSite=Strict; Max-Age=0"),
     );
     resp
+}
+
+/// A wait in words: "3 分钟" (rounded up), or "40 秒" under a minute.
+fn wait_zh(secs: u64) -> String {
+    if secs < 60 {
+        format!("{secs} 秒")
+    } else {
+        format!("{} 分钟", secs.div_ceil(60))
+    }
 }
 
 /// `POST /logout`: revokes the session's token and clears the cookie.
