@@ -587,6 +587,13 @@ pub async fn update_user(
         // Someone must be left to manage users.
         errors.push("an admin cannot disable or demote their own account".to_owned());
     }
+    if id == caller.id && b.password.is_some() {
+        // A stolen token must not be enough to take the account over.
+        errors.push(
+            "change your own password with POST /api/v1/auth/password (it asks for the current one)"
+                .to_owned(),
+        );
+    }
     if let Some(e) = b
         .password
         .as_deref()

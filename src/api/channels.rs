@@ -36,6 +36,9 @@ pub async fn wenzheng(
     })?;
     let value: Value = serde_json::from_slice(&body)
         .map_err(|e| ApiError::new("malformed_json", format!("the body is not JSON: {e}")))?;
+    if super::has_nul(&value) {
+        return Err(ApiError::validation(super::NUL_REFUSED));
+    }
     let post: Post = serde_json::from_value(value)
         .map_err(|e| ApiError::validation(format!("not a wenzheng post: {e}")))?;
     // Only the districts the region may name: one indexed look-up, none

@@ -7,7 +7,6 @@ use serde::Deserialize;
 use super::AppState;
 use super::auth::Caller;
 use super::error::ApiError;
-use crate::domain::figures::Period;
 use crate::domain::types::Role;
 use crate::ledger::{COLUMNS, ExportQuery};
 
@@ -40,7 +39,9 @@ pub async fn export(
     let q = q.into_inner();
     let mut errors = Vec::new();
     let period = match (q.from.as_deref(), q.to.as_deref()) {
-        (Some(f), Some(t)) => Period::parse(f, t).map_err(|e| errors.push(e)).ok(),
+        (Some(f), Some(t)) => super::stats::parse_period(f, t)
+            .map_err(|e| errors.push(e))
+            .ok(),
         _ => {
             errors.push("`from` and `to` (dates, YYYY-MM-DD) are required".into());
             None

@@ -322,18 +322,36 @@ async fn read_capped(
 }
 
 fn decode(body: &[u8], form: bool) -> Result<MailboxFields, ApiError> {
-    if form {
+    let fields: MailboxFields = if form {
         let text = std::str::from_utf8(body)
             .map_err(|_| ApiError::bad_request("the form is not UTF-8"))?;
         web::Query::<MailboxFields>::from_query(text)
             .map(web::Query::into_inner)
-            .map_err(|e| ApiError::validation(format!("bad form: {e}")))
+            .map_err(|e| ApiError::validation(format!("bad form: {e}")))?
     } else {
         let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| {
             ApiError::new("malformed_json", format!("the body is not valid JSON: {e}"))
         })?;
-        serde_json::from_value(value).map_err(|e| ApiError::validation(e.to_string()))
+        serde_json::from_value(value).map_err(|e| ApiError::validation(e.to_string()))?
+    };
+    let f = &fields;
+    let texts = [
+        &f.name,
+        &f.phone,
+        &f.category,
+        &f.title,
+        &f.content,
+        &f.address,
+        &f.district,
+        &f.website,
+    ];
+    if texts
+        .iter()
+        .any(|t| t.as_deref().is_some_and(|t| t.contains('\0')))
+    {
+        return Err(ApiError::validation(super::NUL_REFUSED));
     }
+    Ok(fields)
 }
 
 /// What a robot that filled in the honeypot is shown: a plausible number

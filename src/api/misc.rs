@@ -1,7 +1,7 @@
 //! Departments, the public progress look-up, the calendar check, health.
 
 use actix_web::{HttpResponse, web};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, Utc};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -197,6 +197,13 @@ pub async fn due(
         },
     };
     let due = state.calendar.due(from, d);
+    // Both go out as RFC 3339 in city time, which has four-digit years.
+    let writable = |t: DateTime<Utc>| (1..=9999).contains(&ts(t).year());
+    if !writable(from) || !writable(due) {
+        return Err(ApiError::validation(
+            "`from` and the deadline must fall in the years 0001–9999 (city time)",
+        ));
+    }
     Ok(HttpResponse::Ok().json(json!({
         "from": ts(from),
         kind: n,

@@ -49,7 +49,8 @@ pub struct AppState {
 pub const MAX_BODY: usize = 1024 * 1024;
 
 /// A JSON body: syntax errors are `malformed_json` (400); well-formed JSON of
-/// the wrong shape or values is `validation_failed` (422); over 1 MiB is
+/// the wrong shape or values, or with U+0000 in a string, is
+/// `validation_failed` (422); over 1 MiB is
 /// `payload_too_large` (413). Parsing through `Value` first keeps that split
 /// exact, whatever serde_json's own classification says.
 pub struct ApiJson<T>(pub T);
@@ -84,10 +85,27 @@ impl<T: serde::de::DeserializeOwned + 'static> actix_web::FromRequest for ApiJso
             let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
                 ApiError::new("malformed_json", format!("the body is not valid JSON: {e}"))
             })?;
+            if has_nul(&value) {
+                return Err(ApiError::validation(NUL_REFUSED));
+            }
             serde_json::from_value(value)
                 .map(ApiJson)
                 .map_err(|e| ApiError::validation(e.to_string()))
         })
+    }
+}
+
+/// Why a text holding U+0000 is refused: it is no text, and PostgreSQL
+/// cannot store it (the insert would fail as a 500).
+pub const NUL_REFUSED: &str = "text must not contain the NUL character (U+0000)";
+
+/// Whether any string in `v`, key or value, holds U+0000.
+pub fn has_nul(v: &serde_json::Value) -> bool {
+    match v {
+        serde_json::Value::String(s) => s.contains('\0'),
+        serde_json::Value::Array(a) => a.iter().any(has_nul),
+        serde_json::Value::Object(m) => m.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+        _ => false,
     }
 }
 
@@ -203,9 +221,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .service(resource("/auth/me").route(get().to(auth::me)))
                 .service(resource("/auth/logout").route(post().to(auth::logout)))
                 .service(resource("/auth/password").route(post().to(auth::change_password)))
-                .service(
-                    resource("/users/{id}").route(web::patch().to(auth::update_user)),
-                )
+                .service(resource("/users/{id}").route(web::patch().to(auth::update_user)))
                 .service(
                     resource("/users")
                         .route(post().to(auth::create_user))

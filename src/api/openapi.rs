@@ -406,7 +406,7 @@ pub const OPERATIONS: &[Operation] = &[
         Open,
         Some("MailboxLetter"),
         (201, "MailboxReceipt"),
-        &[400, 413, 415, 422, 429, 503],
+        &[400, 409, 413, 415, 422, 429, 503],
     ),
     op(
         "get",
@@ -446,7 +446,7 @@ pub const OPERATIONS: &[Operation] = &[
         Signature,
         Some("WenzhengPost"),
         (201, "WenzhengReceipt"),
-        &[400, 401, 413, 422, 503],
+        &[400, 401, 409, 413, 422, 503],
     ),
     op(
         "get",

@@ -1,6 +1,7 @@
 //! `GET /api/v1/stats`: DESIGN.md's figures for a period, from the rollups.
 
 use actix_web::{HttpResponse, web};
+use chrono::Datelike;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -34,7 +35,7 @@ pub fn parse_query(
         errors.push("`to` (a date, YYYY-MM-DD, exclusive) is required".to_owned());
     }
     let period = match (from, to) {
-        (Some(f), Some(t)) => Period::parse(f, t).map_err(|e| errors.push(e)).ok(),
+        (Some(f), Some(t)) => parse_period(f, t).map_err(|e| errors.push(e)).ok(),
         _ => None,
     };
     let group_by = match q.group_by.as_deref().map(str::trim) {
@@ -49,10 +50,26 @@ pub fn parse_query(
     if asked.is_some_and(|d| d.len() > 64) {
         errors.push("`department` is too long".into());
     }
+    if asked.is_some_and(|d| d.contains('\0')) {
+        errors.push(format!("`department`: {}", super::NUL_REFUSED));
+    }
     let Some(period) = period.filter(|_| errors.is_empty()) else {
         return Err(ApiError::validation_many(errors));
     };
     Ok((period, group_by, department_scope(caller, asked)?))
+}
+
+/// [`Period::parse`], limited to the days the answer can write: dates go
+/// out as `YYYY-MM-DD`, with four-digit years.
+pub fn parse_period(from: &str, to: &str) -> Result<Period, String> {
+    let p = Period::parse(from, to)?;
+    if [p.from, p.to]
+        .iter()
+        .any(|d| !(1..=9999).contains(&d.year()))
+    {
+        return Err("`from` and `to` must fall in the years 0001–9999".to_owned());
+    }
+    Ok(p)
 }
 
 /// The roles that read figures and the 台账.

@@ -128,7 +128,12 @@ pub fn parse_time(
     }
 }
 
-/// `page` (from 1) and `per_page` (default 50, at most 500).
+/// The last page a list serves: far past any list's end, and small enough
+/// that `(page - 1) * per_page` never overflows an offset.
+pub const MAX_PAGE: u64 = 1_000_000;
+
+/// `page` (from 1, at most [`MAX_PAGE`]) and `per_page` (default 50, at
+/// most 500).
 pub fn paging(
     errors: &mut Vec<String>,
     page: &Option<String>,
@@ -138,6 +143,9 @@ pub fn paging(
     let per_page = parse_opt::<u64>(errors, "per_page", per_page).unwrap_or(50);
     if page == 0 {
         errors.push("`page` starts at 1".into());
+    }
+    if page > MAX_PAGE {
+        errors.push(format!("`page` is at most {MAX_PAGE}"));
     }
     if !(1..=500).contains(&per_page) {
         errors.push("`per_page` must be between 1 and 500".into());
@@ -162,6 +170,9 @@ pub async fn list(
             None
         }
     };
+    if q.q.as_deref().is_some_and(|s| s.contains('\0')) {
+        errors.push(format!("`q`: {}", super::NUL_REFUSED));
+    }
     let escalation_level = parse_opt::<i16>(&mut errors, "escalation_level", &q.escalation_level);
     if escalation_level.is_some_and(|l| !(0..=3).contains(&l)) {
         errors.push("`escalation_level` must be 0–3".into());

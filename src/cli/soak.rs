@@ -407,10 +407,17 @@ async fn step(g: &Rc<RefCell<Gen>>, http: &awc::Client, w: Work) {
     match call(g, http, "POST", &path, Some(&token), Some(&body)).await {
         Outcome::Status(s @ (200 | 201), v) => {
             let mut gm = g.borrow_mut();
+            // An unsatisfied call-back that sends the ticket back (重办) is
+            // recorded as `reopened`.
+            let kind = if kind == "callback" && v["state"] != "closed" {
+                "reopened"
+            } else {
+                kind
+            };
             ack(&mut gm, format_args!("T {} {kind}", w.id));
             gm.tally.transitions += 1;
             let mut w = w;
-            if kind == "callback" && body["satisfaction"] == "dissatisfied" {
+            if kind == "reopened" {
                 w.reworks += 1;
             }
             if s == 201 && kind == "extension_requested" {

@@ -26,6 +26,29 @@ pub struct BusEvent {
 pub struct EventBus {
     local: broadcast::Sender<String>,
     redis: Option<RedisHandle>,
+    /// While Redis is down every publish fails: one warning per interval,
+    /// with the count, instead of one per event.
+    quiet: std::sync::Arc<Throttle>,
+}
+
+#[derive(Default)]
+struct Throttle {
+    last_warn: std::sync::Mutex<Option<std::time::Instant>>,
+    suppressed: std::sync::atomic::AtomicU64,
+}
+
+impl Throttle {
+    /// The number of failures since the last warning, when one is due now.
+    fn due(&self, every: std::time::Duration) -> Option<u64> {
+        use std::sync::atomic::Ordering;
+        let mut last = self.last_warn.lock().ok()?;
+        if last.is_some_and(|t| t.elapsed() < every) {
+            self.suppressed.fetch_add(1, Ordering::Relaxed);
+            return None;
+        }
+        *last = Some(std::time::Instant::now());
+        Some(self.suppressed.swap(0, Ordering::Relaxed) + 1)
+    }
 }
 
 impl EventBus {
@@ -34,7 +57,11 @@ impl EventBus {
         if let Some(r) = &redis {
             r.forward(CHANNEL, local.clone());
         }
-        EventBus { local, redis }
+        EventBus {
+            local,
+            redis,
+            quiet: Default::default(),
+        }
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<String> {
@@ -49,7 +76,9 @@ impl EventBus {
             match r.publish(CHANNEL, &payload).await {
                 Ok(()) => return,
                 Err(e) => {
-                    tracing::warn!(error = %e, "event fan-out: Redis unavailable; local clients only")
+                    if let Some(failures) = self.quiet.due(std::time::Duration::from_secs(10)) {
+                        tracing::warn!(error = %e, failures, "event fan-out: Redis unavailable; local clients only");
+                    }
                 }
             }
         }

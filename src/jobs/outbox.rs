@@ -61,7 +61,7 @@ pub async fn deliver_due_claiming(
         }
         let sends: Vec<_> = rows
             .iter()
-            .map(|row| Box::pin(deliver_one(store, mailer, from, row)))
+            .map(|row| Box::pin(deliver_one(store, mailer, from, row, claim)))
             .collect();
         let results: Vec<_> = futures_util::stream::iter(sends)
             .buffer_unordered(CONCURRENCY)
@@ -84,6 +84,7 @@ async fn deliver_one(
     mailer: &Mailer,
     from: &str,
     row: &crate::store::entities::outbox::Model,
+    claim: chrono::Duration,
 ) -> (bool, StoreResult<()>) {
     let res = mailer
         .send_message(
@@ -94,7 +95,13 @@ async fn deliver_one(
             Some(message_id(row.id)),
         )
         .await;
-    let mut persist = Persist::new();
+    // The mark is retried while the claim is ours: until then no other
+    // worker may take the row, so a mark that lands in time means "once".
+    let hold = claim.to_std().unwrap_or_default();
+    let mut persist = Persist::new(
+        hold.saturating_sub(Duration::from_secs(5))
+            .max(Duration::from_secs(10)),
+    );
     let marked = loop {
         let r = match &res {
             Ok(()) => {
@@ -118,17 +125,17 @@ async fn deliver_one(
     (res.is_ok(), marked)
 }
 
-/// Retries a small write for up to 30 s while the database is unavailable
-/// (a restart): losing a "sent" mark would mean sending twice.
+/// Retries a small write while the database is unavailable (a restart), up
+/// to a patience: losing a "sent" mark would mean sending twice.
 struct Persist {
     give_up: std::time::Instant,
     delay: Duration,
 }
 
 impl Persist {
-    fn new() -> Persist {
+    fn new(patience: Duration) -> Persist {
         Persist {
-            give_up: std::time::Instant::now() + Duration::from_secs(30),
+            give_up: std::time::Instant::now() + patience,
             delay: Duration::from_millis(100),
         }
     }

@@ -55,6 +55,30 @@ both!(
 );
 
 both!(
+    due_dates_past_year_9999_are_refused_not_written_as_five_digit_years,
+    |app: TestApp| async move {
+        // Found by tests/schemathesis: `from` and `due_at` went out as
+        // "+10000-01-01T…", which is not RFC 3339 (four-digit years).
+        for bad in [
+            "/api/v1/calendar/due?from=9999-12-31T23:59:59Z&hours=1",
+            "/api/v1/calendar/due?from=9999-12-31T10:00:00%2B08:00&working_days=100000",
+            "/api/v1/calendar/due?from=0000-01-01T00:00:00%2B23:59&working_days=1",
+        ] {
+            app.get(bad, "")
+                .await
+                .expect_problem(422, "validation_failed");
+        }
+        let r = app
+            .get(
+                "/api/v1/calendar/due?from=9999-12-31T10:00:00%2B08:00&hours=1",
+                "",
+            )
+            .await;
+        assert_eq!(r.expect(200)["due_at"], "9999-12-31T11:00:00+08:00");
+    }
+);
+
+both!(
     citizens_follow_progress_with_number_and_code_only,
     |app: TestApp| async move {
         let o = Office::new(&app).await;

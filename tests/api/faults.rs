@@ -157,7 +157,11 @@ async fn a_lost_database_answers_503_within_the_timeout_and_recovers() {
     assert_eq!(h.status, 200);
     let (ready, took) = timed_get(&app, "/readyz").await;
     assert_eq!(ready.status, 503, "body: {}", ready.body);
-    assert_eq!(ready.body["checks"]["database"]["status"], "error", "body: {}", ready.body);
+    assert_eq!(
+        ready.body["checks"]["database"]["status"], "error",
+        "body: {}",
+        ready.body
+    );
     assert!(took < Duration::from_secs(5), "readyz took {took:?}");
 
     // A database that accepts but never answers: cut at the request

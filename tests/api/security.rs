@@ -487,6 +487,13 @@ both!(
         .await;
         assert_eq!(status, 422);
         let (status, _) = patch(
+            format!("/api/v1/users/{admin}"),
+            app.admin.clone(),
+            json!({"password": "taken-over-1"}),
+        )
+        .await;
+        assert_eq!(status, 422, "own password only with the current one");
+        let (status, _) = patch(
             "/api/v1/users/999999".into(),
             app.admin.clone(),
             json!({"active": false}),

@@ -367,6 +367,26 @@ both!(bad_periods_are_refused, |app: TestApp| async move {
         .expect(200);
 });
 
+both!(
+    periods_past_year_9999_are_refused_by_stats_and_export,
+    |app: TestApp| async move {
+        // Found by tests/schemathesis: an instant at the city midnight of
+        // 10000-01-01 was taken, and `from`/`to` went out as "+10000-01-01",
+        // which is no `YYYY-MM-DD` date.
+        let leader = app.user("leader1", "leader", None).await;
+        let q = "from=9999-12-31T16:00:00Z&to=9999-12-31T16:00:00Z";
+        for path in ["/api/v1/stats", "/api/v1/export"] {
+            app.get(&format!("{path}?{q}"), &leader)
+                .await
+                .expect_problem(422, "validation_failed");
+        }
+        let r = app
+            .get("/api/v1/stats?from=9999-12-30&to=9999-12-31", &leader)
+            .await;
+        assert_eq!(r.expect(200)["to"], "9999-12-31");
+    }
+);
+
 /// `hotline generate` bulk-loads tickets, events and rollups (COPY on
 /// PostgreSQL, flushed every 250,000 tickets and at the end): the rollups it
 /// writes equal the ones its raw rows give, and a second run is refused.

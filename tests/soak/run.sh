@@ -58,7 +58,11 @@ pids=()
 cleanup() {
   for p in "${pids[@]:-}"; do kill -9 "$p" 2>/dev/null || true; done
   redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 || redis_start || true
-  psql "$PG_BASE" -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1 || true
+  if [ "${status:-1}" = 0 ] || [ -n "${SOAK_DROP:-}" ]; then
+    psql "$PG_BASE" -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1 || true
+  else
+    echo "soak: database $DB kept for inspection"
+  fi
 }
 trap cleanup EXIT
 
@@ -69,7 +73,7 @@ export HOTLINE_ENV=production
 export HOTLINE__DATABASE__URL="$DB_URL"
 export HOTLINE__REDIS__URL="$REDIS_URL"
 export HOTLINE__MAIL__SMTP_URL="smtp://127.0.0.1:$SMTP_PORT"
-export HOTLINE__MAIL__CLAIM_SECS=20
+export HOTLINE__MAIL__CLAIM_SECS=90
 export HOTLINE__SWEEP__INTERVAL=5
 export HOTLINE__SERVER__HOST=127.0.0.1
 export HOTLINE__SERVER__REQUEST_TIMEOUT_SECS=15
@@ -163,7 +167,7 @@ status=0
 RUST_LOG=warn "$BIN" bench soak-check --acks "$WORK/acks.txt" --sink "$WORK/sink.txt" || status=1
 
 panics=$(cat "$WORK"/a.log "$WORK"/b.log | grep -c 'panicked' || true)
-phones=$(cat "$WORK"/a.log "$WORK"/b.log | grep -Ec '1[3-9][0-9]{9}' || true)
+phones=$(cat "$WORK"/a.log "$WORK"/b.log | grep -Ec '(^|[^0-9.])1[3-9][0-9]{9}($|[^0-9])' || true)
 e5=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["error_5xx"], d["io_errors"], d["unexpected_4xx"], "%.1f" % d["rate"])' "$WORK/summary.json")
 echo "soak: faults survived: ${faults[*]/%/;}"
 echo "soak: panics in the logs: $panics; log lines with a phone number: $phones; (5xx, io errors, unexpected 4xx, req/s): $e5"

@@ -128,8 +128,11 @@ pub fn schemas() -> Value {
             "username": {"type": "string", "pattern": "^[A-Za-z0-9_.-]{1,64}$"},
             "password": {"type": "string", "minLength": 8, "maxLength": 256},
             "role": r("Role"),
-            "department": {"type": ["string", "null"], "description": "a department code; required for handler and dept_head"},
-            "email": strn, "display_name": strn}}),
+            "department": {"type": ["string", "null"], "description": "an existing department's code; required for handler and dept_head"},
+            "email": {"type": ["string", "null"], "maxLength": 254, "pattern": "^$|@", "description": "empty for none"},
+            "display_name": strn},
+            "if": {"required": ["role"], "properties": {"role": {"enum": ["handler", "dept_head"]}}},
+            "then": {"required": ["department"], "properties": {"department": code}}}),
     );
     put(
         "UserPatch",
@@ -160,16 +163,19 @@ pub fn schemas() -> Value {
     put(
         "NewDepartment",
         json!({"type": "object", "required": ["code", "name", "kind"], "properties": {
-            "code": code, "name": {"type": "string", "minLength": 1, "maxLength": 100},
-            "kind": r("DepartmentKind"), "email": strn}}),
+            "code": code, "name": {"type": "string", "minLength": 1, "maxLength": 100, "pattern": "\\S"},
+            "kind": r("DepartmentKind"),
+            "email": {"type": ["string", "null"], "maxLength": 254, "pattern": "^\\s*$|@", "description": "blank for none"}}}),
     );
     let cat_department = json!({"type": "object", "required": ["code", "name", "kind"],
         "additionalProperties": false, "properties": {
-        "code": code, "name": nonempty, "kind": r("DepartmentKind"), "email": strn}});
+        "code": code, "name": {"type": "string", "pattern": "\\S"}, "kind": r("DepartmentKind"),
+        "email": {"type": ["string", "null"], "pattern": "@"}}});
     let topic = json!({"type": "object", "required": ["code", "name", "department", "keywords"],
         "additionalProperties": false, "properties": {
         "code": code, "name": nonempty,
-        "department": {"type": "string", "description": "a department code, or @district (the appeal's own district)"},
+        "department": {"type": "string", "pattern": "^(@district|[a-z][a-z0-9_]{0,63})$",
+            "description": "a catalogue department's code, or @district (the appeal's own district)"},
         "keywords": {"type": "array", "minItems": 1, "items": nonempty}, "description": strn}});
     put("CatalogueDepartment", cat_department);
     put("Topic", topic);
@@ -373,10 +379,10 @@ pub fn schemas() -> Value {
         "MailboxLetter",
         json!({"type": "object", "required": ["phone", "category", "title", "content"], "properties": {
             "name": {"type": ["string", "null"], "maxLength": 64},
-            "phone": {"type": ["string", "null"], "description": "5–20 digits; spaces and dashes are dropped"},
-            "category": {"anyOf": [r("Category"), {"type": "null"}]},
-            "title": {"type": ["string", "null"], "minLength": 1, "maxLength": 200},
-            "content": {"type": ["string", "null"], "minLength": 1, "maxLength": 10000},
+            "phone": {"type": "string", "pattern": "^\\+?[0-9 -]{5,40}$", "description": "5–20 digits; spaces and dashes are dropped"},
+            "category": r("Category"),
+            "title": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": "\\S"},
+            "content": {"type": "string", "minLength": 1, "maxLength": 10000, "pattern": "\\S"},
             "address": {"type": ["string", "null"], "maxLength": 500},
             "district": strn,
             "website": {"type": ["string", "null"], "description": "the honeypot: leave it empty"}}}),
@@ -494,8 +500,12 @@ fn put_open311(put: &mut impl FnMut(&str, Value)) {
     );
     put(
         "Open311NewRequest",
-        json!({"type": "object", "required": ["api_key", "service_code"], "properties": {
-            "api_key": str_, "jurisdiction_id": str_, "service_code": str_,
+        json!({"type": "object", "required": ["api_key", "service_code"],
+        "anyOf": [{"required": ["lat", "long"]}, {"required": ["address_string"]}, {"required": ["address_id"]}],
+        "description": "a location is required: lat and long, address_string or address_id",
+        "properties": {
+            "api_key": str_, "jurisdiction_id": str_,
+            "service_code": {"type": "string", "pattern": "\\S"},
             "lat": {"type": "number", "minimum": -90, "maximum": 90},
             "long": {"type": "number", "minimum": -180, "maximum": 180},
             "address_string": {"type": "string", "maxLength": 500},
