@@ -69,8 +69,10 @@ fuzz_target!(|data: &[u8]| {
     let y = year.as_ref().map_or(2026, |y| y.year);
     let mut instants = vec![local(y, 1, 1, 0, 0, 0)];
     if let Some(y) = &year {
-        for d in y.holidays.iter().take(2).chain(y.workdays.iter().take(2)) {
+        if let Some(d) = y.holidays.first() {
             instants.push(local(d.year(), d.month(), d.day(), 8, 29, 59));
+        }
+        if let Some(d) = y.workdays.first() {
             instants.push(local(d.year(), d.month(), d.day(), 12, 0, 0));
         }
     }
@@ -82,8 +84,8 @@ fuzz_target!(|data: &[u8]| {
         let nanos = u32::try_from(s.rem_euclid(1_000_000_000)).unwrap_or(0);
         instants.push(DateTime::from_timestamp(secs, nanos).expect("in range"));
     }
-    let mut days: Vec<u32> = vec![0, 1, 2, 5, 23];
-    let mut minutes: Vec<i64> = vec![1, 30, 419, 420, 421, 1_000];
+    let mut days: Vec<u32> = vec![0, 1, 2, 23];
+    let mut minutes: Vec<i64> = vec![1, 420, 421];
     if let Some(n) = rest.next() {
         days.push(u32::try_from(n.rem_euclid(800)).unwrap_or(0));
     }
@@ -236,7 +238,7 @@ fn check_working_minutes(cal: &Calendar, t: DateTime<Utc>, minutes: &[i64]) {
 fn check_thresholds(cal: &Calendar, policy: &SlaPolicy, t: DateTime<Utc>) {
     let saturated =
         |x: DateTime<Utc>| x == DateTime::<Utc>::MAX_UTC || x == DateTime::<Utc>::MIN_UTC;
-    for category in [Category::Consult, Category::Complaint, Category::Praise] {
+    for category in [Category::Consult, Category::Complaint] {
         for urgency in [Urgency::Normal, Urgency::Urgent] {
             let (sign, reply) = sla::deadlines(cal, policy, category, urgency, t);
             for (clock, due) in [(Clock::Sign, sign), (Clock::Reply, reply)] {

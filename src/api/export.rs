@@ -63,6 +63,11 @@ pub async fn export(
     if unmasked && reason.is_empty() {
         errors.push("an unmasked export needs a `reason`".into());
     }
+    for (name, text) in [("reason", &q.reason), ("department", &q.department)] {
+        if text.as_deref().is_some_and(|t| t.contains('\0')) {
+            errors.push(format!("`{name}`: {}", super::NUL_REFUSED));
+        }
+    }
     let Some(period) = period.filter(|_| errors.is_empty()) else {
         return Err(ApiError::validation_many(errors));
     };

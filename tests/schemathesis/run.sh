@@ -19,6 +19,8 @@
 # there instead of SQLite.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+# No __pycache__ beside the hooks and the config writer.
+export PYTHONDONTWRITEBYTECODE=1
 
 ST_VERSION=4.32.5
 BIN=${1:-target/debug/hotline}
@@ -128,7 +130,9 @@ st_run() { # NAME TOKEN ST-ARGS...
   python3 tests/schemathesis/config.py "$base" "$tok" "$dir/$name.toml" "${EXCLUDED_USER:-}"
   # One worker: CPython 3.11's ast.parse, which Hypothesis calls while
   # building strategies, is not thread-safe.
-  st --config-file "$dir/$name.toml" run "$base/api/openapi.json" \
+  # From the data dir: schemathesis keeps its cache (.schemathesis/) in the
+  # working directory.
+  (cd "$dir" && st --config-file "$dir/$name.toml" run "$base/api/openapi.json" \
     --header "Authorization: Bearer $tok" \
     --checks "$CHECKS" \
     --phases coverage,fuzzing \
@@ -138,7 +142,7 @@ st_run() { # NAME TOKEN ST-ARGS...
     --request-timeout 20 \
     --suppress-health-check all \
     --report "${ST_REPORT:-junit}" --report-dir "$dir/report-$name" \
-    --no-color "$@"
+    --no-color "$@")
 }
 
 # Kept for the passes at the end: the live stream never ends; log-out, a

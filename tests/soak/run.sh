@@ -112,6 +112,7 @@ at() { local wait=$(( $1 - ($(date +%s) - t0) )); [ "$wait" -gt 0 ] && sleep "$w
 faults=()
 
 at "$KILL_AT"
+date +%s%3N >>"$WORK/crashes.txt"
 kill -9 "$B"; echo "soak: t=$(( $(date +%s) - t0 ))s SIGKILL instance b (pid $B)"
 sleep "$RESTART_AFTER"
 start_instance b "$PORT_B"; B=$started; wait_up "$PORT_B"
@@ -164,7 +165,7 @@ for name in A B; do
 done
 
 status=0
-RUST_LOG=warn "$BIN" bench soak-check --acks "$WORK/acks.txt" --sink "$WORK/sink.txt" || status=1
+RUST_LOG=warn "$BIN" bench soak-check --acks "$WORK/acks.txt" --sink "$WORK/sink.txt" --crashes "$WORK/crashes.txt" || status=1
 
 panics=$(cat "$WORK"/a.log "$WORK"/b.log | grep -c 'panicked' || true)
 phones=$(cat "$WORK"/a.log "$WORK"/b.log | grep -Ec '(^|[^0-9.])1[3-9][0-9]{9}($|[^0-9])' || true)

@@ -27,9 +27,19 @@ pub struct Params(Vec<(String, String)>);
 impl Params {
     /// `application/x-www-form-urlencoded` text (a body or a query string).
     pub fn parse(s: &str) -> Result<Params, Failure> {
-        actix_web::web::Query::<Vec<(String, String)>>::from_query(s)
-            .map(|q| Params(q.into_inner()))
-            .map_err(|e| Failure::bad_request(format!("cannot read the parameters: {e}")))
+        let pairs = actix_web::web::Query::<Vec<(String, String)>>::from_query(s)
+            .map_err(|e| Failure::bad_request(format!("cannot read the parameters: {e}")))?
+            .into_inner();
+        // No text holds U+0000, and PostgreSQL cannot store or compare it.
+        if pairs
+            .iter()
+            .any(|(k, v)| k.contains('\0') || v.contains('\0'))
+        {
+            return Err(Failure::bad_request(
+                "parameters must not contain the NUL character (%00)",
+            ));
+        }
+        Ok(Params(pairs))
     }
 
     pub fn extend(&mut self, other: Params) {
