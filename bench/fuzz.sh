@@ -2,7 +2,8 @@
 # Coverage-guided fuzzing (cargo fuzz, libFuzzer) of the parsers at the edges:
 # the holiday calendar and configuration with the deadline arithmetic, the
 # 问政江西 signature and payload, the Open311 form, and the 台账 CSV row.
-# Builds the targets (nightly, AddressSanitizer, debug assertions), runs each
+# Builds the targets (nightly, AddressSanitizer, debug assertions), replays
+# the inputs that once crashed (fuzz/regressions/<target>/), runs each target
 # for FUZZ_SECONDS (default 60) in one process, and prints per target the
 # executions, exec/s, coverage, corpus size and crashes, then a total line.
 #
@@ -34,6 +35,17 @@ BIN="fuzz/target/$(rustc +nightly -vV | sed -n 's/^host: //p')/release"
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_odr_violation=0}"
 
 mkdir -p fuzz/work
+# First the inputs that once crashed (fuzz/regressions/<target>/): each must
+# now run clean.
+for t in "${TARGETS[@]}"; do
+  set -- fuzz/regressions/"$t"/*
+  [ -e "$1" ] || continue
+  if "$BIN/$t" "$@" >"fuzz/work/$t.regressions.log" 2>&1; then
+    echo "$t: $# regression input(s) pass"
+  else
+    echo "$t: a regression input crashes again (fuzz/work/$t.regressions.log)"; exit 1
+  fi
+done
 printf '%-16s %12s %9s %8s %7s %7s %8s %8s\n' \
   target executions exec/s seconds cov ft corpus crashes
 total_execs=0 total_secs=0 total_crashes=0

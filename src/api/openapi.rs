@@ -520,10 +520,20 @@ pub const OPERATIONS: &[Operation] = &[
     ),
 ];
 
-/// Open311 GeoReport v2 resources, each answered as `.json` or `.xml`:
 /// `(method, path without the extension, summary, success status, schema,
-/// error statuses)`. Errors are the spec's list of `{code, description}`.
-pub const OPEN311: &[(&str, &str, &str, u16, &str, &[u16])] = &[
+/// error statuses)` of one Open311 resource.
+pub type Open311Operation = (
+    &'static str,
+    &'static str,
+    &'static str,
+    u16,
+    &'static str,
+    &'static [u16],
+);
+
+/// Open311 GeoReport v2 resources, each answered as `.json` or `.xml`.
+/// Errors are the spec's list of `{code, description}`.
+pub const OPEN311: &[Open311Operation] = &[
     (
         "get",
         "/open311/v2/discovery",

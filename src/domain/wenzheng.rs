@@ -56,7 +56,8 @@ pub fn verify(
         .trim()
         .parse()
         .map_err(|_| SignatureError::BadTimestamp)?;
-    if (now.timestamp() - secs).abs() > MAX_SKEW_SECS {
+    // `abs_diff`: a timestamp such as i64::MIN must be stale, not an overflow.
+    if now.timestamp().abs_diff(secs) > MAX_SKEW_SECS.unsigned_abs() {
         return Err(SignatureError::Stale);
     }
     let hex_sig = sig
@@ -330,5 +331,24 @@ mod tests {
             verify("s3cret", Some(ts), Some("sha256=zz"), body, now),
             Err(SignatureError::Mismatch)
         );
+    }
+
+    #[test]
+    fn extreme_timestamps_are_stale_not_an_overflow() {
+        // Found by fuzzing (fuzz/regressions/wenzheng/timestamp_i64_min):
+        // `now - i64::MIN` overflowed and panicked the handler.
+        let now = DateTime::from_timestamp(1_790_000_000, 0).unwrap();
+        for ts in [
+            "-9223372036854775808",
+            "9223372036854775807",
+            " -9223372036854775807",
+        ] {
+            let sig = sign("s3cret", ts.trim(), b"{}");
+            assert_eq!(
+                verify("s3cret", Some(ts), Some(&sig), b"{}", now),
+                Err(SignatureError::Stale),
+                "{ts}"
+            );
+        }
     }
 }

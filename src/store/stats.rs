@@ -88,10 +88,36 @@ pub(crate) fn upsert_statement(
 
 /// Adds `rollup` to the table, inside the caller's transaction.
 pub(crate) async fn write_rollup<C: ConnectionTrait>(c: &C, rollup: &Rollup) -> Result<(), DbErr> {
+    write_rollup_on(c, rollup, 0).await
+}
+
+/// How many rollup shards single-ticket transitions spread over on
+/// PostgreSQL: the intake writers' shards 1…4 (see `store::intake`), so
+/// that no rows are added that a figure would have to sum.
+pub(crate) const TRANSITION_SHARDS: i64 = 4;
+
+/// The rollup shard for a transition of ticket `id`: on PostgreSQL, one of
+/// [`TRANSITION_SHARDS`] by ticket, so that concurrent transitions of one
+/// department on one day do not all queue on the same rollup rows (each
+/// holds its row locks until it commits); SQLite has a single writer and
+/// uses 0.
+pub(crate) fn transition_shard(backend: DbBackend, id: i64) -> i16 {
+    match backend {
+        DbBackend::Postgres => 1 + id.rem_euclid(TRANSITION_SHARDS) as i16,
+        _ => 0,
+    }
+}
+
+/// [`write_rollup`] adding to rollup shard `shard`.
+pub(crate) async fn write_rollup_on<C: ConnectionTrait>(
+    c: &C,
+    rollup: &Rollup,
+    shard: i16,
+) -> Result<(), DbErr> {
     let rows: Vec<_> = rollup.iter().filter(|(_, v)| !v.is_zero()).collect();
     let b = c.get_database_backend();
     for chunk in rows.chunks(UPSERT_CHUNK) {
-        let (sql, values) = upsert_statement(b, chunk, 1, 0);
+        let (sql, values) = upsert_statement(b, chunk, 1, shard);
         c.execute_raw(Statement::from_sql_and_values(b, sql, values))
             .await?;
     }

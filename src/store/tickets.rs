@@ -893,7 +893,8 @@ impl Store {
             event,
             now,
         );
-        write_rollup(txn, &rollup_of(&dims_of(before), &facts)).await?;
+        let shard = super::stats::transition_shard(self.backend(), before.id);
+        super::stats::write_rollup_on(txn, &rollup_of(&dims_of(before), &facts), shard).await?;
         let t = ticket::Entity::find_by_id(before.id)
             .one(txn)
             .await?

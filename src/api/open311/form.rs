@@ -3,7 +3,7 @@
 //! `GET requests` arguments become a `RequestQuery`. Every refusal is a
 //! `Failure` listing all that is wrong.
 
-use chrono::{DateTime, Duration, NaiveDate, Utc};
+use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
 
 use super::render::Failure;
 use crate::domain::appeal::{MAX_ADDRESS, MAX_NAME, RawAppeal, RawCitizen, parse_phone};
@@ -360,7 +360,9 @@ pub fn parse_query(p: &Params, now: DateTime<Utc>) -> Result<RequestQuery, Failu
     }
     let mut date = |key: &str| {
         let raw = p.get(key)?;
-        let parsed = parse_datetime(raw);
+        // A W3C year has four digits; chrono also reads `+262142`, and the
+        // 90-day window below would then overflow.
+        let parsed = parse_datetime(raw).filter(|t| (1..=9999).contains(&t.year()));
         if parsed.is_none() {
             errors.push(format!(
                 "`{key}` must be a W3C date-time with a time zone, e.g. 2026-11-01T00:00:00+08:00, not {raw:?}"
@@ -492,5 +494,22 @@ mod tests {
         // The ids override everything else, even what is malformed.
         let q = parse_query(&params("service_request_id=a,b&status=x"), now).unwrap();
         assert_eq!(q.ticket_nos, Some(vec!["a".to_owned(), "b".to_owned()]));
+    }
+
+    #[test]
+    fn years_beyond_four_digits_are_refused_not_an_overflow() {
+        // Found by fuzzing (fuzz/regressions/open311_form/): a start date in
+        // year 262142 plus the 90-day window panicked.
+        let now = parse_datetime("2026-11-22T12:00:00Z").unwrap();
+        for q in [
+            "start_date=%2B262142-12-31",
+            "start_date=%2B262142-12-31T00:00%2B08:00",
+            "end_date=-262143-01-02T00:00Z",
+            "start_date=%2B12026-01-01&end_date=%2B12026-02-01",
+        ] {
+            let e = parse_query(&params(q), now).unwrap_err();
+            assert_eq!(e.status, 400, "{q}");
+            assert!(e.descriptions[0].contains("W3C"), "{q}: {e:?}");
+        }
     }
 }
