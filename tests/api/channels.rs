@@ -82,7 +82,9 @@ async fn signed_posts_become_tickets_once(app: TestApp) {
     push(&app, now - 301, post_body("wz-2"), None)
         .await
         .expect_problem(401, "stale_request");
-    push(&app, now + 301, post_body("wz-2"), None)
+    // Well past the window ahead: `now` was read before the requests above,
+    // and a slow machine may take seconds over them.
+    push(&app, now + 400, post_body("wz-2"), None)
         .await
         .expect_problem(401, "stale_request");
     let unsigned = app
