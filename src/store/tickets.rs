@@ -771,15 +771,18 @@ impl Store {
         } = *write;
         let w = self.begin_write().await?;
         let txn = &w.txn;
-        let res = ticket::Entity::update_many()
+        // The row as written comes back with the update (nothing below
+        // writes the ticket again), one round trip instead of two.
+        let Some(t) = ticket::Entity::update_many()
             .set(changes(after, now, before.version))
             .filter(ticket::Column::Id.eq(before.id))
             .filter(ticket::Column::Version.eq(before.version))
-            .exec(txn)
-            .await?;
-        if res.rows_affected != 1 {
+            .exec_with_returning(txn)
+            .await?
+            .pop()
+        else {
             return Ok(None);
-        }
+        };
         event_model(before.id, actor, event, now)
             .insert(txn)
             .await?;
@@ -895,10 +898,6 @@ impl Store {
         );
         let shard = super::stats::transition_shard(self.backend(), before.id);
         super::stats::write_rollup_on(txn, &rollup_of(&dims_of(before), &facts), shard).await?;
-        let t = ticket::Entity::find_by_id(before.id)
-            .one(txn)
-            .await?
-            .ok_or(StoreError::NotFound)?;
         w.commit().await?;
         Ok(Some((t, ext)))
     }
