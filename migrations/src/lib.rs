@@ -14,6 +14,7 @@ mod m20261124_000008_catalogue_versions;
 mod m20261124_000009_hotspots;
 pub mod m20261125_000010_escalated_index;
 mod m20261125_000011_external_id_first;
+mod m20261202_000012_created_by_index;
 
 pub struct Migrator;
 
@@ -32,6 +33,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000009_hotspots::Migration),
             Box::new(m20261125_000010_escalated_index::Migration),
             Box::new(m20261125_000011_external_id_first::Migration),
+            Box::new(m20261202_000012_created_by_index::Migration),
         ]
     }
 }
