@@ -13,8 +13,8 @@ PG="${PG:-postgres://postgres@127.0.0.1:5432}"
 # Connection options for both hotline and pgbench, e.g. PGQUERY="?sslmode=disable".
 PGQUERY="${PGQUERY:-}"
 PW="bench-admin-password"
-BIN=target/release/hotline
-cargo build --release --quiet
+BIN="${BIN:-target/release/hotline}"
+[ "$BIN" != target/release/hotline ] || cargo build --release --quiet
 work="$(mktemp -d)"
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 
