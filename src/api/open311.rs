@@ -98,14 +98,20 @@ impl<T, E: Into<Failure>> Within<T> for Result<T, E> {
     }
 }
 
-/// Storage failures are the server's, not the client's: 503 while the
-/// database is unreachable, 500 otherwise (the log has the cause).
+/// Storage failures: 503 while the database is unreachable, 409 when the
+/// request collided with a concurrent one (retrying is safe), 500 otherwise
+/// (the log has the cause).
 impl From<StoreError> for Failure {
     fn from(e: StoreError) -> Failure {
-        if ApiError::from(e).code == "unavailable" {
-            Failure::new(503, "the service is unavailable; retry shortly")
-        } else {
-            Failure::new(500, "an internal error occurred")
+        match ApiError::from(e).code {
+            "unavailable" | "timeout" => {
+                Failure::new(503, "the service is unavailable; retry shortly")
+            }
+            "conflict" => Failure::new(
+                409,
+                "the request collided with a concurrent change; retry it",
+            ),
+            _ => Failure::new(500, "an internal error occurred"),
         }
     }
 }
@@ -277,4 +283,17 @@ async fn service_definition(
         ("attributes", Node::List("attribute", Vec::new())),
     ]);
     Ok(respond(StatusCode::OK, "service_definition", &doc, fmt))
+}
+
+#[cfg(test)]
+mod store_failure_tests {
+    use super::*;
+
+    #[test]
+    fn a_storage_conflict_is_409_not_a_server_error() {
+        let f = Failure::from(StoreError::Conflict("intake writer stopped".into()));
+        assert_eq!(f.status, 409);
+        let f = Failure::from(StoreError::Corrupt("bad row".into()));
+        assert_eq!(f.status, 500);
+    }
 }

@@ -572,7 +572,7 @@ pub const OPEN311: &[Open311Operation] = &[
         "Create an Open311 service request (a form post with the api_key): at once a ticket on channel open311",
         201,
         "Open311Created",
-        &[400, 403, 404, 503],
+        &[400, 403, 404, 409, 503],
     ),
     (
         "get",
