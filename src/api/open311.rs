@@ -104,9 +104,7 @@ impl<T, E: Into<Failure>> Within<T> for Result<T, E> {
 impl From<StoreError> for Failure {
     fn from(e: StoreError) -> Failure {
         match ApiError::from(e).code {
-            "unavailable" | "timeout" => {
-                Failure::new(503, "the service is unavailable; retry shortly")
-            }
+            "unavailable" => Failure::new(503, "the service is unavailable; retry shortly"),
             "conflict" => Failure::new(
                 409,
                 "the request collided with a concurrent change; retry it",

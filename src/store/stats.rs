@@ -471,3 +471,22 @@ impl Store {
             .collect())
     }
 }
+
+#[cfg(test)]
+mod shard_tests {
+    use super::*;
+
+    #[test]
+    fn transitions_use_the_intake_shards_on_postgres_and_shard_0_on_sqlite() {
+        for id in [-7_i64, 0, 1, 2, 3, 4, 1_000_003] {
+            let s = transition_shard(DbBackend::Postgres, id);
+            assert!((1..=TRANSITION_SHARDS as i16).contains(&s), "{id}: {s}");
+            assert_eq!(transition_shard(DbBackend::Sqlite, id), 0);
+        }
+        // Consecutive tickets spread over all of them.
+        let used: std::collections::HashSet<i16> = (0..4)
+            .map(|id| transition_shard(DbBackend::Postgres, id))
+            .collect();
+        assert_eq!(used.len(), TRANSITION_SHARDS as usize);
+    }
+}
