@@ -15,6 +15,7 @@ mod m20261124_000009_hotspots;
 pub mod m20261125_000010_escalated_index;
 mod m20261125_000011_external_id_first;
 mod m20261202_000012_created_by_index;
+mod m20261202_000013_scope_state;
 
 pub struct Migrator;
 
@@ -34,6 +35,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000010_escalated_index::Migration),
             Box::new(m20261125_000011_external_id_first::Migration),
             Box::new(m20261202_000012_created_by_index::Migration),
+            Box::new(m20261202_000013_scope_state::Migration),
         ]
     }
 }

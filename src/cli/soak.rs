@@ -987,6 +987,11 @@ pub async fn check(store: &Store, args: CheckArgs) -> Result<(), StartupError> {
     if broken > 0 {
         failures.push(format!("{broken} broken or doubled event histories"));
     }
+    // The inbox reads the state off the scope rows: they must agree.
+    let stale = store.scope_state_mismatches().await.map_err(err)?;
+    if stale > 0 {
+        failures.push(format!("{stale} scope rows with a stale state"));
+    }
     let mut short = 0u64;
     for (k, n) in &acked_kinds {
         if by_kind.get(k).copied().unwrap_or(0) < *n {
@@ -1098,6 +1103,7 @@ pub async fn check(store: &Store, args: CheckArgs) -> Result<(), StartupError> {
         events.len(),
         acked_kinds.values().sum::<u32>(),
     );
+    println!("check: scope rows whose state differs from their ticket's: {stale}");
     println!(
         "check: escalations {escalated} (levels twice for one clock: {doubled_escalations}); ticket numbers used twice: {dup_numbers}"
     );

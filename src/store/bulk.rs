@@ -70,7 +70,7 @@ const EVENT_COLUMNS: &[&str] = &[
     "payload",
 ];
 
-const SCOPE_COLUMNS: &[&str] = &["ticket_id", "department", "role", "since"];
+const SCOPE_COLUMNS: &[&str] = &["ticket_id", "department", "role", "since", "state"];
 
 /// One typed cell, written as a bound value (SQLite) or CSV (COPY).
 enum Cell<'a> {
@@ -315,6 +315,7 @@ impl Store {
                         Cell::Text(d),
                         Cell::Text(role),
                         Cell::Time(*since),
+                        Cell::Text(&t.row.state),
                     ],
                 );
             }
@@ -392,6 +393,7 @@ impl Store {
                         d.clone().into(),
                         (*role).into(),
                         (*since).into(),
+                        t.row.state.clone().into(),
                     ]
                 })
             })

@@ -128,6 +128,9 @@ pub mod ticket_department {
         pub department: String,
         pub role: String,
         pub since: DateTimeUtc,
+        /// The ticket's current state, kept in step by every transition, so
+        /// a department's tickets in one state are one index range.
+        pub state: String,
     }
     no_relations!();
 }

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use rand::Rng;
-use sea_orm::sea_query::{OnConflict, Query};
+use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, PaginatorTrait,
     QueryFilter, QueryOrder, QuerySelect, Set, Statement,
@@ -52,6 +52,34 @@ pub struct TicketFilter {
     pub created_to: Option<DateTime<Utc>>,
     pub page: u64,
     pub per_page: u64,
+}
+
+impl TicketFilter {
+    /// No condition but (at most) the state.
+    /// (Destructured so that a new filter cannot be forgotten here.)
+    fn only_state(&self) -> bool {
+        let TicketFilter {
+            state: _,
+            department,
+            channel,
+            category,
+            overdue,
+            escalation_level,
+            q,
+            created_from,
+            created_to,
+            page: _,
+            per_page: _,
+        } = self;
+        department.is_none()
+            && channel.is_none()
+            && category.is_none()
+            && overdue.is_none()
+            && escalation_level.is_none()
+            && q.is_none()
+            && created_from.is_none()
+            && created_to.is_none()
+    }
 }
 
 /// Everything one accepted action writes, in one transaction.
@@ -636,6 +664,24 @@ impl Store {
         Ok(())
     }
 
+    /// Scope rows whose copy of the state differs from their ticket's (the
+    /// checkers and tests expect 0: every writer keeps them in step).
+    pub async fn scope_state_mismatches(&self) -> StoreResult<u64> {
+        let b = self.backend();
+        let row = self
+            .db
+            .query_one_raw(Statement::from_string(
+                b,
+                "SELECT COUNT(*) FROM ticket_departments td JOIN tickets t ON t.id = td.ticket_id \
+                 WHERE td.state <> t.state",
+            ))
+            .await?;
+        Ok(match row {
+            Some(r) => r.try_get_by_index::<i64>(0)?.max(0) as u64,
+            None => 0,
+        })
+    }
+
     /// A ticket, if `scope` may see it.
     pub async fn ticket(&self, id: i64, scope: &Scope) -> StoreResult<Option<ticket::Model>> {
         let Some(t) = ticket::Entity::find_by_id(id).one(&self.db).await? else {
@@ -688,19 +734,29 @@ impl Store {
         now: DateTime<Utc>,
     ) -> StoreResult<(Vec<ticket::Model>, u64)> {
         use ticket::Column as C;
+        use ticket_department::Column as Td;
         let mut q = ticket::Entity::find();
-        if let Scope::Department(d) = scope {
-            q = q.filter(
-                C::Id.in_subquery(
-                    Query::select()
-                        .column(ticket_department::Column::TicketId)
-                        .from(ticket_department::Entity)
-                        .and_where(ticket_department::Column::Department.eq(d.as_str()))
-                        .to_owned(),
-                ),
-            );
-        }
-        if let Some(s) = f.state {
+        // A department sees the tickets in its scope: joined (one scope row
+        // per ticket and department), with the state read off the scope row
+        // so that (department, state) is one index range, newest first.
+        let scoped = match scope {
+            Scope::Department(d) => Some(d.as_str()),
+            Scope::All => None,
+        };
+        if let Some(d) = scoped {
+            q = q
+                .join(
+                    sea_orm::JoinType::InnerJoin,
+                    ticket::Entity::belongs_to(ticket_department::Entity)
+                        .from(C::Id)
+                        .to(Td::TicketId)
+                        .into(),
+                )
+                .filter(Td::Department.eq(d));
+            if let Some(s) = f.state {
+                q = q.filter(Td::State.eq(s.as_str()));
+            }
+        } else if let Some(s) = f.state {
             q = q.filter(C::State.eq(s.as_str()));
         }
         if let Some(d) = &f.department {
@@ -741,11 +797,31 @@ impl Store {
                         .add(C::State.eq(TicketState::InProgress.as_str()))
                         .add(C::ReplyDueAt.lt(now)),
                 );
+            if overdue && scoped.is_some() {
+                q = q.filter(Td::State.is_in([
+                    TicketState::Dispatched.as_str(),
+                    TicketState::InProgress.as_str(),
+                ]));
+            }
             q = q.filter(if overdue { late } else { late.not() });
         }
-        let total = q.clone().count(&self.db).await?;
+        // Scope and state alone: the count is the index range itself.
+        let total = match scoped {
+            Some(d) if f.only_state() => {
+                let mut c = ticket_department::Entity::find().filter(Td::Department.eq(d));
+                if let Some(s) = f.state {
+                    c = c.filter(Td::State.eq(s.as_str()));
+                }
+                c.count(&self.db).await?
+            }
+            _ => q.clone().count(&self.db).await?,
+        };
+        let q = if scoped.is_some() {
+            q.order_by_desc(Td::TicketId)
+        } else {
+            q.order_by_desc(C::Id)
+        };
         let rows = q
-            .order_by_desc(C::Id)
             .limit(f.per_page)
             .offset((f.page.saturating_sub(1)) * f.per_page)
             .all(&self.db)
@@ -797,6 +873,19 @@ impl Store {
             .await?;
         }
 
+        // The scope rows carry the ticket's state (the inbox's tabs read
+        // them by department and state). Only a ticket dispatched before
+        // can have rows; a first dispatch writes its rows with the state.
+        if before.state != after.state.as_str() && before.dispatched_at.is_some() {
+            ticket_department::Entity::update_many()
+                .col_expr(
+                    ticket_department::Column::State,
+                    Expr::value(after.state.as_str()),
+                )
+                .filter(ticket_department::Column::TicketId.eq(before.id))
+                .exec(txn)
+                .await?;
+        }
         if event.kind == EventKind::Dispatched {
             let mut rows = Vec::new();
             if let Some(d) = &after.department {
@@ -810,6 +899,7 @@ impl Store {
                     department: Set(d),
                     role: Set(role.to_owned()),
                     since: Set(now),
+                    state: Set(after.state.as_str().to_owned()),
                 })
                 .collect();
             if !models.is_empty() {

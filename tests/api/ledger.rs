@@ -61,6 +61,8 @@ fn round_trip(backend: Backend) {
             .unwrap()
             .with_timezone(&Utc);
         random_histories(&a, 7, 40, start).await;
+        // Every transition kept the scope rows' copy of the state.
+        assert_eq!(a.scope_state_mismatches().await.unwrap(), 0);
         let csv = export_all(&a).await;
         let lines = csv.iter().filter(|c| **c == b'\n').count();
         assert!(lines > 40, "every ticket and a header: {lines} lines");
@@ -77,6 +79,8 @@ fn round_trip(backend: Backend) {
         assert!(report.bad.is_empty(), "{:?}", report.bad);
         assert_eq!(report.imported, 40);
         assert_eq!(report.existing, 0);
+        // So did the bulk load.
+        assert_eq!(b.scope_state_mismatches().await.unwrap(), 0);
 
         // Identical figures, from the rollups and from the raw rows.
         let figures_a = a.stored_rollup().await.unwrap();

@@ -125,3 +125,87 @@ both!(
         assert_eq!(log["items"][0]["reason"], "需电话核实地址");
     }
 );
+
+/// `(total for the department's view of one state)`, over the list API.
+async fn seen(app: &TestApp, token: &str, state: &str) -> u64 {
+    app.get(&format!("/api/v1/tickets?state={state}"), token)
+        .await
+        .expect(200)["total"]
+        .as_u64()
+        .unwrap()
+}
+
+both!(
+    a_departments_tabs_follow_its_tickets_state_through_return_and_redispatch,
+    |app: TestApp| async move {
+        // The scope rows carry the ticket's state for the inbox's tabs; they
+        // must follow every transition, also for a department that handed
+        // the ticket back and still sees it.
+        let o = Office::new(&app).await;
+        let id = app
+            .dispatched_ticket(&o.agent, &o.dispatcher, "gas", "漏气")
+            .await["id"]
+            .as_i64()
+            .unwrap();
+        assert_eq!(seen(&app, &o.gas, "dispatched").await, 1);
+        assert_eq!(seen(&app, &o.water, "dispatched").await, 0);
+        app.post(
+            &format!("/api/v1/tickets/{id}/return"),
+            &o.gas,
+            &json!({"reason": "应属供水"}),
+        )
+        .await
+        .expect(200);
+        assert_eq!(seen(&app, &o.gas, "dispatched").await, 0);
+        assert_eq!(seen(&app, &o.gas, "returned").await, 1);
+        app.post(
+            &format!("/api/v1/tickets/{id}/dispatch"),
+            &o.dispatcher,
+            &json!({"department": "water"}),
+        )
+        .await
+        .expect(200);
+        for (tok, n) in [(&o.gas, 1), (&o.water, 1)] {
+            assert_eq!(seen(&app, tok, "dispatched").await, n);
+            assert_eq!(seen(&app, tok, "returned").await, 0);
+        }
+        app.post(
+            &format!("/api/v1/tickets/{id}/sign"),
+            &o.water,
+            &json!({}),
+        )
+        .await
+        .expect(200);
+        app.post(
+            &format!("/api/v1/tickets/{id}/reply"),
+            &o.water,
+            &json!({"content": "已处理", "resolved": true}),
+        )
+        .await
+        .expect(200);
+        for tok in [&o.gas, &o.water] {
+            assert_eq!(seen(&app, tok, "dispatched").await, 0);
+            assert_eq!(seen(&app, tok, "in_progress").await, 0);
+            assert_eq!(seen(&app, tok, "replied").await, 1);
+            // The list's rows agree with its count, and a second filter
+            // (which counts through the join) agrees with the first.
+            let r = app
+                .get("/api/v1/tickets?state=replied&channel=hotline", tok)
+                .await;
+            let r = r.expect(200);
+            assert_eq!(r["total"], 1);
+            assert_eq!(r["items"][0]["id"], id);
+            assert_eq!(r["items"][0]["state"], "replied");
+        }
+        // A second ticket, still waiting to be signed and past nothing yet.
+        app.dispatched_ticket(&o.agent, &o.dispatcher, "water", "停水")
+            .await;
+        assert_eq!(seen(&app, &o.water, "dispatched").await, 1);
+        let all = app.get("/api/v1/tickets", &o.water).await;
+        assert_eq!(all.expect(200)["total"], 2);
+        let late = app.get("/api/v1/tickets?overdue=false", &o.water).await;
+        assert_eq!(late.expect(200)["total"], 2);
+        let late = app.get("/api/v1/tickets?overdue=true", &o.water).await;
+        assert_eq!(late.expect(200)["total"], 0);
+    }
+);
