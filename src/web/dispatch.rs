@@ -4,6 +4,8 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
+use std::collections::HashMap;
+
 use chrono::Utc;
 use minijinja::{Value, context};
 use serde::Deserialize;
@@ -56,13 +58,22 @@ pub async fn dispatch_page(
     let caller = &user.caller;
     let now = Utc::now();
     let page_n = page_no(q.page.as_deref());
+    // Every dispatch form offers every department: the options are
+    // escaped and joined once, and each row only marks its suggestion
+    // (a template loop per row made up most of the page's time).
+    let departments = common::departments(&state).await;
+    let options = department_options(&departments);
     let with_suggestion = |t: &ticket::Model| {
-        let mut row = common::row(t, caller, now);
+        let row = common::row(t, caller, now);
         let top = common::suggestions(&state, &Draft::of(t), 1)
             .into_iter()
             .next();
-        row = context! { top, ..row };
-        row
+        let chosen = top
+            .as_ref()
+            .and_then(|v| v.get_attr("department").ok())
+            .and_then(|v| v.as_str().map(str::to_owned));
+        let options = Value::from_safe_string(select(&options, chosen.as_deref()));
+        context! { top, options, ..row }
     };
     let (registered, registered_total) =
         queue(&state, filter(Some(TicketState::Registered), page_n), now).await?;
@@ -119,13 +130,26 @@ pub async fn dispatch_page(
         })
         .collect();
 
-    let mut sup = filter(None, 1);
-    sup.escalation_level = Some(3);
-    let (supervised, supervised_total) = queue(&state, sup, now).await?;
-    let supervised: Vec<Value> = supervised
+    // 督办: tickets at level 3 whose clock runs, longest past their
+    // deadline first — the partial index the dashboard's list reads.
+    let (listed, supervised_total) = state
+        .store
+        .escalated(3, None, QUEUE)
+        .await
+        .map_err(ApiError::from)?;
+    let ids: Vec<i64> = listed.iter().map(|e| e.id).collect();
+    let mut found: HashMap<i64, ticket::Model> = state
+        .store
+        .tickets_by_ids(&ids)
+        .await
+        .map_err(ApiError::from)?
+        .into_iter()
+        .map(|t| (t.id, t))
+        .collect();
+    let supervised: Vec<Value> = ids
         .iter()
-        .filter(|t| t.state.parse::<TicketState>().is_ok_and(|s| s.is_open()))
-        .map(|t| common::row(t, caller, now))
+        .filter_map(|id| found.remove(id))
+        .map(|t| common::row(&t, caller, now))
         .collect();
 
     let pages = registered_total.div_ceil(QUEUE).max(1);
@@ -136,7 +160,6 @@ pub async fn dispatch_page(
             title => "派单调度",
             registered, registered_total, returned, returned_total, extensions,
             replied, replied_total, supervised, supervised_total,
-            departments => common::departments(&state).await,
             page => page_n, pages,
             prev => (page_n > 1).then(|| page_n - 1), next => (page_n < pages).then(|| page_n + 1),
             back => format!("/dispatch?page={page_n}"),
@@ -144,4 +167,63 @@ pub async fn dispatch_page(
             ..user.base()
         },
     ))
+}
+
+/// `<option>`s for every department, names and codes escaped.
+fn department_options(departments: &[Value]) -> String {
+    let mut out = String::new();
+    for d in departments {
+        let attr = |k: &str| {
+            d.get_attr(k)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default()
+        };
+        out.push_str(&format!(
+            "<option value=\"{}\">{}</option>",
+            escape(&attr("code")),
+            escape(&attr("name"))
+        ));
+    }
+    out
+}
+
+/// `options` with `code`'s option selected (codes are escaped alike).
+fn select(options: &str, code: Option<&str>) -> String {
+    match code {
+        Some(c) => options.replacen(
+            &format!("<option value=\"{}\">", escape(c)),
+            &format!("<option value=\"{}\" selected>", escape(c)),
+            1,
+        ),
+        None => options.to_owned(),
+    }
+}
+
+fn escape(s: &str) -> String {
+    minijinja::HtmlEscape(s).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_escape_and_select_one_department() {
+        let ds = vec![
+            context! { code => "water", name => "水务<局>" },
+            context! { code => "gas", name => "燃气\"公司\"" },
+        ];
+        let o = department_options(&ds);
+        assert_eq!(
+            o,
+            "<option value=\"water\">水务&lt;局&gt;</option>\
+             <option value=\"gas\">燃气&quot;公司&quot;</option>"
+        );
+        let s = select(&o, Some("gas"));
+        assert!(s.contains("<option value=\"gas\" selected>"));
+        assert_eq!(s.matches("selected").count(), 1);
+        assert_eq!(select(&o, Some("nobody")), o);
+        assert_eq!(select(&o, None), o);
+    }
 }

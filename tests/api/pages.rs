@@ -430,6 +430,19 @@ both!(
         let q = d.get("/dispatch").await;
         assert!(q.body.contains(&no), "{}", q.body);
         assert!(q.body.contains(&format!("id=\"dispatch-form-{id}\"")));
+        // Its form offers every department, the router's choice selected.
+        let form = {
+            let at = q.body.find(&format!("id=\"dispatch-form-{id}\"")).unwrap();
+            let rest = &q.body[at..];
+            rest[..rest.find("</form>").unwrap()].to_owned()
+        };
+        for code in ["water", "gas"] {
+            assert!(
+                form.contains(&format!("<option value=\"{code}\"")),
+                "{form}"
+            );
+        }
+        assert_eq!(form.matches(" selected>").count(), 1, "{form}");
         let p = d
             .submit(
                 "/dispatch",

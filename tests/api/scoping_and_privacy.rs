@@ -169,13 +169,9 @@ both!(
             assert_eq!(seen(&app, tok, "dispatched").await, n);
             assert_eq!(seen(&app, tok, "returned").await, 0);
         }
-        app.post(
-            &format!("/api/v1/tickets/{id}/sign"),
-            &o.water,
-            &json!({}),
-        )
-        .await
-        .expect(200);
+        app.post(&format!("/api/v1/tickets/{id}/sign"), &o.water, &json!({}))
+            .await
+            .expect(200);
         app.post(
             &format!("/api/v1/tickets/{id}/reply"),
             &o.water,
