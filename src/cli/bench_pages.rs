@@ -38,6 +38,10 @@ pub struct PagesArgs {
     /// (registered and dispatched over the API when short; 0 = as it is).
     #[arg(long, default_value_t = 10_000)]
     pub inbox_open: u64,
+    /// Measure only these pages (comma-separated names as printed, e.g.
+    /// `inbox,dispatch`); default: all.
+    #[arg(long, value_delimiter = ',')]
+    pub only: Vec<String>,
 }
 
 fn err(e: impl std::fmt::Display) -> StartupError {
@@ -221,6 +225,9 @@ pub async fn run(settings: &Settings, a: PagesArgs) -> Result<(), StartupError> 
         ("mailbox", &leader, Box::new(|_| "/mailbox".into())),
     ];
     for (name, token, path) in &pages {
+        if !a.only.is_empty() && !a.only.iter().any(|o| o == name) {
+            continue;
+        }
         let mut lat = Vec::with_capacity(a.requests);
         let mut bytes = 0;
         let mut skipped = false;
