@@ -199,6 +199,7 @@ pub async fn list(
         created_to: parse_time(&mut errors, "created_to", &q.created_to),
         page,
         per_page,
+        count_at_most: None,
     };
     if !errors.is_empty() {
         return Err(ApiError::validation_many(errors));

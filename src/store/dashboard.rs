@@ -105,12 +105,14 @@ impl Store {
     /// deadline first, at most `limit`, with how many there are in all;
     /// `department` limits them to one lead department. Both read the
     /// partial index `idx_tickets_escalated`, whose expression and predicate
-    /// the SQL repeats literally.
+    /// the SQL repeats literally. With `count_at_most`, the count stops
+    /// there (and says `count_at_most + 1` when there are more).
     pub async fn escalated(
         &self,
         level: i16,
         department: Option<&str>,
         limit: u64,
+        count_at_most: Option<u64>,
     ) -> StoreResult<(Vec<Escalated>, u64)> {
         let b = self.backend();
         let mut values: Vec<sea_orm::Value> = vec![level.into()];
@@ -124,7 +126,13 @@ impl Store {
         let filter = format!("escalation_level = {}{scope} AND {RUNNING}", ph(b, 1));
         let count = Statement::from_sql_and_values(
             b,
-            format!("SELECT COUNT(*) FROM tickets WHERE {filter}"),
+            match count_at_most {
+                None => format!("SELECT COUNT(*) FROM tickets WHERE {filter}"),
+                Some(cap) => format!(
+                    "SELECT COUNT(*) FROM (SELECT 1 FROM tickets WHERE {filter} LIMIT {}) capped",
+                    cap.saturating_add(1)
+                ),
+            },
             values.clone(),
         );
         let list = Statement::from_sql_and_values(

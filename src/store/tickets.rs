@@ -52,6 +52,10 @@ pub struct TicketFilter {
     pub created_to: Option<DateTime<Utc>>,
     pub page: u64,
     pub per_page: u64,
+    /// Count no further than this many matches (a queue's heading says
+    /// "1,000+" rather than read every open ticket of a city to say how
+    /// many); `None` counts them all.
+    pub count_at_most: Option<u64>,
 }
 
 impl TicketFilter {
@@ -70,6 +74,7 @@ impl TicketFilter {
             created_to,
             page: _,
             per_page: _,
+            count_at_most: _,
         } = self;
         department.is_none()
             && channel.is_none()
@@ -812,9 +817,9 @@ impl Store {
                 if let Some(s) = f.state {
                     c = c.filter(Td::State.eq(s.as_str()));
                 }
-                c.count(&self.db).await?
+                count(&self.db, c, f.count_at_most).await?
             }
-            _ => q.clone().count(&self.db).await?,
+            _ => count(&self.db, q.clone(), f.count_at_most).await?,
         };
         let q = if scoped.is_some() {
             q.order_by_desc(Td::TicketId)
@@ -995,4 +1000,35 @@ impl Store {
     pub async fn count_tickets(&self) -> StoreResult<u64> {
         Ok(ticket::Entity::find().count(&self.db).await?)
     }
+}
+
+/// The number of rows `q` selects, or `at_most + 1` when there are more than
+/// `at_most` (the scan stops there).
+async fn count<E>(
+    db: &sea_orm::DatabaseConnection,
+    q: sea_orm::Select<E>,
+    at_most: Option<u64>,
+) -> StoreResult<u64>
+where
+    E: EntityTrait,
+    E::Model: Sync,
+{
+    use sea_orm::QueryTrait;
+    let Some(cap) = at_most else {
+        return Ok(q.count(db).await?);
+    };
+    let inner = q
+        .select_only()
+        .expr(Expr::val(1))
+        .limit(cap.saturating_add(1))
+        .into_query();
+    let stmt = sea_orm::sea_query::Query::select()
+        .expr(Expr::cust("COUNT(*)"))
+        .from_subquery(inner, sea_orm::sea_query::Alias::new("capped"))
+        .to_owned();
+    let row = db.query_one(&stmt).await?;
+    Ok(match row {
+        Some(r) => r.try_get_by_index::<i64>(0)?.max(0) as u64,
+        None => 0,
+    })
 }

@@ -177,8 +177,8 @@ async fn live_context(
         store.figures(period, None, dept, basically),
         store.figures(period, Some(GroupBy::Department), dept, basically),
         store.daily_by_channel(period, dept, bucket == Bucket::Month),
-        store.escalated(2, dept, LISTED),
-        store.escalated(3, dept, LISTED),
+        store.escalated(2, dept, LISTED, None),
+        store.escalated(3, dept, LISTED, None),
         store.list_departments(),
         async {
             if hotspots_wanted {

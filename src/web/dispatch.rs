@@ -29,6 +29,11 @@ pub struct DispatchQuery {
     done: Option<String>,
 }
 
+/// How far a queue's heading counts beyond the rows shown: "1,000+" says
+/// enough, and counting every open ticket of a city does not stay fast
+/// (their index entries point at heap pages that change all day).
+const COUNTED: u64 = 1_000;
+
 async fn queue(
     state: &AppState,
     f: TicketFilter,
@@ -45,7 +50,17 @@ fn filter(state: Option<TicketState>, page: u64) -> TicketFilter {
         state,
         page,
         per_page: QUEUE,
+        count_at_most: Some(page * QUEUE + COUNTED),
         ..TicketFilter::default()
+    }
+}
+
+/// A count as a heading shows it: exact up to `at_most`, "N+" past it.
+fn shown(total: u64, at_most: u64) -> String {
+    if total > at_most {
+        format!("{at_most}+")
+    } else {
+        total.to_string()
     }
 }
 
@@ -58,10 +73,42 @@ pub async fn dispatch_page(
     let caller = &user.caller;
     let now = Utc::now();
     let page_n = page_no(q.page.as_deref());
+    let store = &state.store;
+    // The queues are independent reads: side by side.
+    let registered_f = filter(Some(TicketState::Registered), page_n);
+    let registered_cap = registered_f.count_at_most.unwrap_or(u64::MAX);
+    let (departments, registered, returned, extensions, replied, supervised) = tokio::join!(
+        common::departments(&state),
+        queue(&state, registered_f, now),
+        queue(&state, filter(Some(TicketState::Returned), 1), now),
+        store.pending_extensions(QUEUE),
+        queue(&state, filter(Some(TicketState::Replied), 1), now),
+        // 督办: tickets at level 3 whose clock runs, longest past their
+        // deadline first — the partial index the dashboard's list reads.
+        store.escalated(3, None, QUEUE, Some(QUEUE + COUNTED)),
+    );
+    let (registered, registered_total) = registered?;
+    let (returned, returned_total) = returned?;
+    let extensions = extensions.map_err(ApiError::from)?;
+    let (replied, replied_total) = replied?;
+    let (listed, supervised_total) = supervised.map_err(ApiError::from)?;
+
+    let returned_ids: Vec<i64> = returned.iter().map(|t| t.id).collect();
+    let supervised_ids: Vec<i64> = listed.iter().map(|e| e.id).collect();
+    let (reasons, found) = tokio::join!(
+        store.latest_events(&returned_ids, EventKind::Returned.as_str()),
+        store.tickets_by_ids(&supervised_ids),
+    );
+    let reasons = reasons.map_err(ApiError::from)?;
+    let mut found: HashMap<i64, ticket::Model> = found
+        .map_err(ApiError::from)?
+        .into_iter()
+        .map(|t| (t.id, t))
+        .collect();
+
     // Every dispatch form offers every department: the options are
     // escaped and joined once, and each row only marks its suggestion
     // (a template loop per row made up most of the page's time).
-    let departments = common::departments(&state).await;
     let options = department_options(&departments);
     let with_suggestion = |t: &ticket::Model| {
         let row = common::row(t, caller, now);
@@ -75,18 +122,7 @@ pub async fn dispatch_page(
         let options = Value::from_safe_string(select(&options, chosen.as_deref()));
         context! { top, options, ..row }
     };
-    let (registered, registered_total) =
-        queue(&state, filter(Some(TicketState::Registered), page_n), now).await?;
     let registered: Vec<Value> = registered.iter().map(with_suggestion).collect();
-
-    let (returned, returned_total) =
-        queue(&state, filter(Some(TicketState::Returned), 1), now).await?;
-    let ids: Vec<i64> = returned.iter().map(|t| t.id).collect();
-    let reasons = state
-        .store
-        .latest_events(&ids, EventKind::Returned.as_str())
-        .await
-        .map_err(ApiError::from)?;
     let returned: Vec<Value> = returned
         .iter()
         .map(|t| {
@@ -102,12 +138,7 @@ pub async fn dispatch_page(
             }
         })
         .collect();
-
-    let extensions: Vec<Value> = state
-        .store
-        .pending_extensions(QUEUE)
-        .await
-        .map_err(ApiError::from)?
+    let extensions: Vec<Value> = extensions
         .iter()
         .map(|(e, t)| {
             context! {
@@ -119,9 +150,6 @@ pub async fn dispatch_page(
             }
         })
         .collect();
-
-    let (replied, replied_total) =
-        queue(&state, filter(Some(TicketState::Replied), 1), now).await?;
     let replied: Vec<Value> = replied
         .iter()
         .map(|t| {
@@ -129,39 +157,28 @@ pub async fn dispatch_page(
             context! { replied_at => common::otime(t.replied_at), ..row }
         })
         .collect();
-
-    // 督办: tickets at level 3 whose clock runs, longest past their
-    // deadline first — the partial index the dashboard's list reads.
-    let (listed, supervised_total) = state
-        .store
-        .escalated(3, None, QUEUE)
-        .await
-        .map_err(ApiError::from)?;
-    let ids: Vec<i64> = listed.iter().map(|e| e.id).collect();
-    let mut found: HashMap<i64, ticket::Model> = state
-        .store
-        .tickets_by_ids(&ids)
-        .await
-        .map_err(ApiError::from)?
-        .into_iter()
-        .map(|t| (t.id, t))
-        .collect();
-    let supervised: Vec<Value> = ids
+    let supervised: Vec<Value> = supervised_ids
         .iter()
         .filter_map(|id| found.remove(id))
         .map(|t| common::row(&t, caller, now))
         .collect();
 
-    let pages = registered_total.div_ceil(QUEUE).max(1);
+    // Pages as far as counted; "N+" when there are more.
+    let pages = registered_total.min(registered_cap).div_ceil(QUEUE).max(1);
+    let more = registered_total > registered_cap;
     Ok(page(
         StatusCode::OK,
         "dispatch.html",
         context! {
             title => "派单调度",
-            registered, registered_total, returned, returned_total, extensions,
-            replied, replied_total, supervised, supervised_total,
-            page => page_n, pages,
-            prev => (page_n > 1).then(|| page_n - 1), next => (page_n < pages).then(|| page_n + 1),
+            registered, returned, extensions, replied, supervised,
+            registered_total => shown(registered_total, registered_cap),
+            returned_total => shown(returned_total, QUEUE + COUNTED),
+            replied_total => shown(replied_total, QUEUE + COUNTED),
+            supervised_total => shown(supervised_total, QUEUE + COUNTED),
+            page => page_n, pages => if more { format!("{pages}+") } else { pages.to_string() },
+            prev => (page_n > 1).then(|| page_n - 1),
+            next => (page_n < pages || more).then(|| page_n + 1),
             back => format!("/dispatch?page={page_n}"),
             flash => q.done.as_deref().and_then(done_zh),
             ..user.base()
@@ -207,6 +224,13 @@ fn escape(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_count_past_its_cap_shows_a_plus() {
+        assert_eq!(shown(0, 1020), "0");
+        assert_eq!(shown(1020, 1020), "1020");
+        assert_eq!(shown(1021, 1020), "1020+");
+    }
 
     #[test]
     fn options_escape_and_select_one_department() {

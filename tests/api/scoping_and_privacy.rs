@@ -205,3 +205,58 @@ both!(
         assert_eq!(late.expect(200)["total"], 0);
     }
 );
+
+both!(
+    a_capped_count_stops_one_past_its_cap_and_pages_still_list_everything,
+    |app: TestApp| async move {
+        use hotline::domain::types::TicketState;
+        use hotline::store::tickets::{Scope, TicketFilter};
+        let o = Office::new(&app).await;
+        for i in 0..5 {
+            app.dispatched_ticket(&o.agent, &o.dispatcher, "water", &format!("积水{i}"))
+                .await;
+            app.post("/api/v1/tickets", &o.agent, &appeal(&format!("待派{i}")))
+                .await
+                .expect(201);
+        }
+        let store = &app.app_state.store;
+        let now = chrono::Utc::now();
+        for (scope, state) in [
+            (Scope::All, TicketState::Registered),
+            (Scope::Department("water".into()), TicketState::Dispatched),
+        ] {
+            for (cap, want) in [
+                (None, 5),
+                (Some(2), 3),
+                (Some(4), 5),
+                (Some(5), 5),
+                (Some(9), 5),
+            ] {
+                let f = TicketFilter {
+                    state: Some(state),
+                    page: 2,
+                    per_page: 2,
+                    count_at_most: cap,
+                    ..TicketFilter::default()
+                };
+                let (rows, total) = store.list_tickets(&f, &scope, now).await.unwrap();
+                assert_eq!(total, want, "{scope:?} {state:?} at most {cap:?}");
+                // The cap limits the count, never the rows of a page.
+                assert_eq!(rows.len(), 2);
+                assert!(rows.iter().all(|t| t.state == state.as_str()));
+            }
+        }
+        // The same through a filter that counts through the join.
+        let f = TicketFilter {
+            state: Some(TicketState::Dispatched),
+            channel: Some(hotline::domain::types::Channel::Hotline),
+            page: 1,
+            per_page: 50,
+            count_at_most: Some(3),
+            ..TicketFilter::default()
+        };
+        let scope = Scope::Department("water".into());
+        let (rows, total) = store.list_tickets(&f, &scope, now).await.unwrap();
+        assert_eq!((rows.len(), total), (5, 4));
+    }
+);
