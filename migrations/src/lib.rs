@@ -16,6 +16,7 @@ pub mod m20261125_000010_escalated_index;
 mod m20261125_000011_external_id_first;
 mod m20261202_000012_created_by_index;
 mod m20261202_000013_scope_state;
+mod m20261202_000014_autovacuum;
 
 pub struct Migrator;
 
@@ -36,6 +37,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000011_external_id_first::Migration),
             Box::new(m20261202_000012_created_by_index::Migration),
             Box::new(m20261202_000013_scope_state::Migration),
+            Box::new(m20261202_000014_autovacuum::Migration),
         ]
     }
 }
