@@ -18,6 +18,24 @@ impl MigrationName for Migration {
     }
 }
 
+/// The storage parameters set (and reset by `down`).
+const OPTIONS: &[&str] = &[
+    "autovacuum_vacuum_scale_factor",
+    "autovacuum_vacuum_threshold",
+    "autovacuum_vacuum_insert_scale_factor",
+    "autovacuum_vacuum_insert_threshold",
+    "autovacuum_analyze_scale_factor",
+];
+
+/// A parameter's value for a table changed by `share` before a vacuum.
+fn value(option: &str, share: &str) -> String {
+    if option.ends_with("_threshold") {
+        "1000".to_owned()
+    } else {
+        share.to_owned()
+    }
+}
+
 /// `(table, share of the table changed before a vacuum)`.
 const TABLES: &[(&str, &str)] = &[
     ("tickets", "0.005"),
@@ -34,14 +52,12 @@ impl MigrationTrait for Migration {
         }
         let db = m.get_connection();
         for (table, share) in TABLES {
-            db.execute_unprepared(&format!(
-                "ALTER TABLE {table} SET (autovacuum_vacuum_scale_factor = {share}, \
-                 autovacuum_vacuum_threshold = 1000, \
-                 autovacuum_vacuum_insert_scale_factor = {share}, \
-                 autovacuum_vacuum_insert_threshold = 1000, \
-                 autovacuum_analyze_scale_factor = {share})"
-            ))
-            .await?;
+            let set: Vec<String> = OPTIONS
+                .iter()
+                .map(|o| format!("{o} = {}", value(o, share)))
+                .collect();
+            db.execute_unprepared(&format!("ALTER TABLE {table} SET ({})", set.join(", ")))
+                .await?;
         }
         Ok(())
     }
@@ -53,9 +69,8 @@ impl MigrationTrait for Migration {
         let db = m.get_connection();
         for (table, _) in TABLES {
             db.execute_unprepared(&format!(
-                "ALTER TABLE {table} RESET (autovacuum_vacuum_scale_factor, \
-                 autovacuum_vacuum_threshold, autovacuum_vacuum_insert_scale_factor, \
-                 autovacuum_vacuum_insert_threshold, autovacuum_analyze_scale_factor)"
+                "ALTER TABLE {table} RESET ({})",
+                OPTIONS.join(", ")
             ))
             .await?;
         }

@@ -148,10 +148,7 @@ impl Store {
             self.db.query_all_raw(list),
         )
         .await?;
-        let total = match total {
-            Some(r) => r.try_get_by_index::<i64>(0)?.max(0) as u64,
-            None => 0,
-        };
+        let total = super::count_of(total)?;
         let mut items = Vec::with_capacity(rows.len());
         for r in rows {
             items.push(Escalated {

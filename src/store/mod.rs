@@ -213,6 +213,14 @@ fn sqlite_path(url: &str) -> Option<String> {
 }
 
 /// Positional placeholder `n` (1-based) in the backend's dialect.
+/// The count a `SELECT COUNT(*) …` row holds (0 without a row).
+pub(crate) fn count_of(row: Option<sea_orm::QueryResult>) -> StoreResult<u64> {
+    Ok(match row {
+        Some(r) => r.try_get_by_index::<i64>(0)?.max(0) as u64,
+        None => 0,
+    })
+}
+
 pub fn ph(backend: DbBackend, n: usize) -> String {
     match backend {
         DbBackend::Postgres => format!("${n}"),

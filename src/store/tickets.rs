@@ -681,10 +681,7 @@ impl Store {
                  WHERE td.state <> t.state",
             ))
             .await?;
-        Ok(match row {
-            Some(r) => r.try_get_by_index::<i64>(0)?.max(0) as u64,
-            None => 0,
-        })
+        super::count_of(row)
     }
 
     /// A ticket, if `scope` may see it.
@@ -1026,9 +1023,5 @@ where
         .expr(Expr::cust("COUNT(*)"))
         .from_subquery(inner, sea_orm::sea_query::Alias::new("capped"))
         .to_owned();
-    let row = db.query_one(&stmt).await?;
-    Ok(match row {
-        Some(r) => r.try_get_by_index::<i64>(0)?.max(0) as u64,
-        None => 0,
-    })
+    super::count_of(db.query_one(&stmt).await?)
 }
