@@ -217,7 +217,7 @@ impl LoginGuard {
         for (key, limit) in counters {
             inv.key(*key).arg(*limit);
         }
-        let wait_ms: u64 = inv.invoke_async(&mut conn).await?;
+        let wait_ms: u64 = redis.checked(inv.invoke_async(&mut conn).await).await?;
         Ok(Duration::from_millis(wait_ms))
     }
 
@@ -234,7 +234,7 @@ impl LoginGuard {
                 Settle::Refund => "refund",
             });
         }
-        let _: i64 = inv.invoke_async(&mut conn).await?;
+        let _: i64 = redis.checked(inv.invoke_async(&mut conn).await).await?;
         Ok(())
     }
 

@@ -153,7 +153,7 @@ impl Limiter {
                 .arg((q.period / q.count).as_millis() as u64)
                 .arg(q.count);
         }
-        let wait_ms: u64 = inv.invoke_async(&mut conn).await?;
+        let wait_ms: u64 = redis.checked(inv.invoke_async(&mut conn).await).await?;
         Ok(Duration::from_millis(wait_ms))
     }
 

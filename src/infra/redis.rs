@@ -37,9 +37,11 @@ impl RedisHandle {
         })
     }
 
+    /// The shared connection, or an error at once while Redis is down: at
+    /// most one connection attempt per `RETRY_EVERY`, made without holding
+    /// up the callers that arrive meanwhile.
     pub(crate) async fn conn(&self) -> redis::RedisResult<ConnectionManager> {
-        let mut slot = self.conn.lock().await;
-        if let Some(c) = slot.as_ref() {
+        if let Some(c) = self.conn.lock().await.as_ref() {
             return Ok(c.clone());
         }
         {
@@ -62,16 +64,38 @@ impl RedisHandle {
             .get_connection_manager_with_config(config)
             .await?;
         tracing::info!("connected to Redis");
-        *slot = Some(c.clone());
+        *self.conn.lock().await = Some(c.clone());
         Ok(c)
+    }
+
+    /// Passes `r` on; when it failed because Redis is unreachable, drops
+    /// the shared connection so that the calls after it fail at once until
+    /// the next attempt, instead of each waiting out the connection's own
+    /// reconnection (the event fan-out is awaited by every transition).
+    pub(crate) async fn checked<T>(&self, r: redis::RedisResult<T>) -> redis::RedisResult<T> {
+        if let Err(e) = &r
+            && (e.is_io_error()
+                || e.is_timeout()
+                || e.is_connection_dropped()
+                || e.is_connection_refusal()
+                || e.is_unrecoverable_error())
+        {
+            let dropped = self.conn.lock().await.take().is_some();
+            if dropped {
+                *self.last_attempt.lock().await = Some(Instant::now());
+                tracing::warn!(error = %e, "Redis connection lost; retrying every {} s", RETRY_EVERY.as_secs());
+            }
+        }
+        r
     }
 
     pub async fn ping(&self) -> redis::RedisResult<()> {
         let mut c = self.conn().await?;
-        redis::cmd("PING")
+        let r = redis::cmd("PING")
             .query_async::<String>(&mut c)
             .await
-            .map(|_| ())
+            .map(|_| ());
+        self.checked(r).await
     }
 
     /// Takes or renews the lease `name` for `holder`.
@@ -82,23 +106,24 @@ impl RedisHandle {
         ttl: Duration,
     ) -> redis::RedisResult<bool> {
         let mut c = self.conn().await?;
-        let held: i32 = redis::Script::new(LEASE_LUA)
+        let held = redis::Script::new(LEASE_LUA)
             .key(format!("hotline:lease:{name}"))
             .arg(holder)
             .arg(ttl.as_millis() as u64)
-            .invoke_async(&mut c)
-            .await?;
-        Ok(held == 1)
+            .invoke_async::<i32>(&mut c)
+            .await;
+        Ok(self.checked(held).await? == 1)
     }
 
     pub async fn publish(&self, channel: &str, payload: &str) -> redis::RedisResult<()> {
         let mut c = self.conn().await?;
-        redis::cmd("PUBLISH")
+        let r = redis::cmd("PUBLISH")
             .arg(channel)
             .arg(payload)
             .query_async::<i64>(&mut c)
             .await
-            .map(|_| ())
+            .map(|_| ());
+        self.checked(r).await
     }
 
     /// Forwards every message on `channel` into `tx`, resubscribing after

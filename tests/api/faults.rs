@@ -360,3 +360,56 @@ async fn sigterm_drains_and_exits_cleanly() {
     assert!(log.contains("stopping background jobs"), "log:\n{log}");
     assert!(!log.contains("panicked"), "log:\n{log}");
 }
+
+/// Redis that goes away under an established connection: the first failed
+/// call drops the connection, and until the next attempt every call fails at
+/// once instead of waiting for its own reconnection (the event fan-out is
+/// awaited by every transition, so each wait slowed the whole service).
+#[actix_web::test]
+async fn a_lost_redis_fails_fast_until_it_is_back() {
+    use hotline::infra::redis::RedisHandle;
+    let Some((redis_url, _)) = crate::helpers::shared_redis("redis fault test") else {
+        return;
+    };
+    let upstream = redis_url
+        .trim_start_matches("redis://")
+        .trim_end_matches('/')
+        .to_owned();
+    let proxy = Proxy::start(upstream, FORWARD);
+    let h = RedisHandle::new(&format!("redis://127.0.0.1:{}", proxy.port)).unwrap();
+    h.publish("hotline:test", "up")
+        .await
+        .expect("through the proxy");
+
+    proxy.set(REFUSE);
+    let mut first = None;
+    let mut calls = Vec::new();
+    for _ in 0..5 {
+        let t = Instant::now();
+        let r = h.publish("hotline:test", "down").await;
+        calls.push(t.elapsed());
+        let e = r.expect_err("Redis is unreachable");
+        if first.is_none() {
+            first = Some(e.to_string());
+        } else {
+            // Answered from the handle's own state, not the network.
+            assert!(
+                e.to_string().contains("waiting to reconnect"),
+                "{e} (first failure: {first:?})"
+            );
+        }
+    }
+    eprintln!("publishes while Redis is cut: {calls:?}");
+
+    proxy.set(FORWARD);
+    tokio::time::sleep(Duration::from_millis(2_100)).await;
+    let mut back = false;
+    for _ in 0..20 {
+        if h.publish("hotline:test", "back").await.is_ok() {
+            back = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(back, "publishing works again once Redis is back");
+}
