@@ -460,16 +460,18 @@ pub fn row(
 /// Tickets handed to the formatting thread at a time.
 const BATCH: usize = 2000;
 
-type Batch = Vec<(ticket::Model, Vec<ticket_event::Model>)>;
+type Batch = crate::store::sqlite_scan::Batch;
 
 /// Writes the whole export as CSV (with a header row) to `out`, in ticket-id
 /// order, calling `progress` with the running row count.
 ///
-/// Two streaming queries, tickets by id and their events by ticket id, are
+/// Two streaming reads, tickets by id and their events by ticket id, are
 /// merged as they arrive (no pages, no per-page event look-ups), and the rows
-/// are formatted on a second thread while this one reads: the database, the
+/// are formatted on a second thread while the first reads: the database, the
 /// reading and the formatting run side by side, and memory stays flat (a few
-/// batches in flight).
+/// batches in flight). PostgreSQL streams through `COPY … TO STDOUT`; a
+/// SQLite file is read directly on a thread of its own
+/// ([`crate::store::sqlite_scan`]); anything else through the ORM.
 pub async fn export_csv<W: std::io::Write>(
     store: &Store,
     q: &ExportQuery,
@@ -480,17 +482,10 @@ pub async fn export_csv<W: std::io::Write>(
 
     let io = |e: std::io::Error| StoreError::Corrupt(format!("writing the export: {e}"));
     let numbers = std::sync::Arc::new(q.merge_targets(store).await?);
-    let mut conns = match store.backend() {
-        sea_orm::DbBackend::Postgres => Some(copy_connections(store).await?),
-        _ => None,
-    };
-    let mut source = match &mut conns {
-        Some(conns) => Source::copy(conns, q).await?,
-        None => Source::orm(store, q).await?,
-    };
-    // The formatter: batches in, CSV bytes out.
+    let file = store.sqlite_file().await?;
+    // The formatter: batches in, CSV bytes (with their row count) out.
     let (batch_tx, batch_rx) = mpsc::sync_channel::<Batch>(4);
-    let (bytes_tx, bytes_rx) = mpsc::channel::<Vec<u8>>();
+    let (bytes_tx, mut bytes_rx) = tokio::sync::mpsc::unbounded_channel::<(u64, Vec<u8>)>();
     let unmasked = q.unmasked;
     let formatter = std::thread::spawn(move || -> Result<(), String> {
         for batch in batch_rx {
@@ -500,7 +495,7 @@ pub async fn export_csv<W: std::io::Write>(
                     .map_err(|e| e.to_string())?;
             }
             let bytes = w.into_inner().map_err(|e| e.to_string())?;
-            if bytes_tx.send(bytes).is_err() {
+            if bytes_tx.send((batch.len() as u64, bytes)).is_err() {
                 break;
             }
         }
@@ -515,66 +510,90 @@ pub async fn export_csv<W: std::io::Write>(
         .map_err(io)?;
 
     let mut n: u64 = 0;
-    let mut batch: Batch = Vec::with_capacity(BATCH);
-    let mut next_event: Option<ticket_event::Model> = None;
-    let write_ready = |out: &mut W| -> StoreResult<()> {
-        while let Ok(bytes) = bytes_rx.try_recv() {
-            out.write_all(&bytes).map_err(io)?;
-        }
+    let mut failed = None;
+    let mut write = |out: &mut W, (rows, bytes): (u64, Vec<u8>)| -> StoreResult<()> {
+        out.write_all(&bytes).map_err(io)?;
+        n += rows;
+        progress(n);
         Ok(())
     };
-    let mut failed = None;
-    while let Some(t) = source.next_ticket().await? {
-        let mut evs = Vec::new();
-        loop {
-            let e = match next_event.take() {
-                Some(e) => e,
-                None => match source.next_event().await? {
+    if let Some(path) = file {
+        let (from, to) = q.period.instants();
+        let filter = crate::store::sqlite_scan::ScanFilter {
+            from,
+            to,
+            department: q.department.clone(),
+        };
+        let reader = std::thread::spawn(move || {
+            crate::store::sqlite_scan::scan(&path, &filter, BATCH, |b| batch_tx.send(b).is_ok())
+        });
+        while let Some(chunk) = bytes_rx.recv().await {
+            write(&mut out, chunk)?;
+        }
+        match reader.join() {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return Err(e),
+            Err(_) => failed = Some("the reader panicked".to_owned()),
+        }
+    } else {
+        let mut conns = match store.backend() {
+            sea_orm::DbBackend::Postgres => Some(copy_connections(store).await?),
+            _ => None,
+        };
+        let mut source = match &mut conns {
+            Some(conns) => Source::copy(conns, q).await?,
+            None => Source::orm(store, q).await?,
+        };
+        let mut batch: Batch = Vec::with_capacity(BATCH);
+        let mut next_event: Option<ticket_event::Model> = None;
+        while let Some(t) = source.next_ticket().await? {
+            let mut evs = Vec::new();
+            loop {
+                let e = match next_event.take() {
                     Some(e) => e,
-                    None => break,
-                },
-            };
-            // Both streams run in ticket-id order over the same tickets.
-            if e.ticket_id > t.id {
-                next_event = Some(e);
-                break;
+                    None => match source.next_event().await? {
+                        Some(e) => e,
+                        None => break,
+                    },
+                };
+                // Both streams run in ticket-id order over the same tickets.
+                if e.ticket_id > t.id {
+                    next_event = Some(e);
+                    break;
+                }
+                if e.ticket_id == t.id {
+                    evs.push(e);
+                }
             }
-            if e.ticket_id == t.id {
-                evs.push(e);
+            batch.push((t, evs));
+            if batch.len() == BATCH {
+                if batch_tx.send(std::mem::take(&mut batch)).is_err() {
+                    failed = Some("the formatter stopped".to_owned());
+                    break;
+                }
+                while let Ok(chunk) = bytes_rx.try_recv() {
+                    write(&mut out, chunk)?;
+                }
             }
         }
-        batch.push((t, evs));
-        if batch.len() == BATCH {
-            n += BATCH as u64;
-            if batch_tx.send(std::mem::take(&mut batch)).is_err() {
-                failed = Some("the formatter stopped".to_owned());
-                break;
-            }
-            write_ready(&mut out)?;
-            progress(n);
-        }
-    }
-    if failed.is_none() {
-        n += batch.len() as u64;
-        if !batch.is_empty() && batch_tx.send(batch).is_err() {
+        if failed.is_none() && !batch.is_empty() && batch_tx.send(batch).is_err() {
             failed = Some("the formatter stopped".to_owned());
         }
+        drop(batch_tx);
+        while let Some(chunk) = bytes_rx.recv().await {
+            write(&mut out, chunk)?;
+        }
+        drop(source);
     }
-    drop(batch_tx);
-    for bytes in bytes_rx {
-        out.write_all(&bytes).map_err(io)?;
-    }
-    drop(source);
     match formatter.join() {
         Ok(Ok(())) => {}
-        Ok(Err(e)) => failed = Some(e),
+        Ok(Err(e)) => failed = failed.or(Some(e)),
         Err(_) => failed = Some("the formatter panicked".to_owned()),
     }
     if let Some(e) = failed {
         return Err(StoreError::Corrupt(format!("writing the export: {e}")));
     }
     out.flush().map_err(io)?;
-    progress(n);
     Ok(n)
 }
 

@@ -14,6 +14,7 @@ pub mod pages;
 pub mod pgcopy;
 pub mod reply_push;
 pub mod routing;
+pub mod sqlite_scan;
 pub mod stats;
 pub mod tickets;
 pub mod users;
@@ -201,6 +202,30 @@ impl Store {
             .query_one_raw(Statement::from_string(self.backend(), "SELECT 1"))
             .await
             .map(|_| ())
+    }
+}
+
+impl Store {
+    /// The SQLite database's file, as SQLite itself reports it (`None` on
+    /// PostgreSQL and for an in-memory database).
+    pub async fn sqlite_file(&self) -> StoreResult<Option<std::path::PathBuf>> {
+        if self.backend() != DbBackend::Sqlite {
+            return Ok(None);
+        }
+        let rows = self
+            .db
+            .query_all_raw(Statement::from_string(
+                DbBackend::Sqlite,
+                "PRAGMA database_list",
+            ))
+            .await?;
+        for r in rows {
+            if r.try_get_by_index::<String>(1)? == "main" {
+                let file: String = r.try_get_by_index(2)?;
+                return Ok((!file.is_empty()).then(|| file.into()));
+            }
+        }
+        Ok(None)
     }
 }
 
