@@ -1024,8 +1024,11 @@ pub async fn import_csv<R: std::io::Read + Send + 'static>(
     let rows = std::cell::Cell::new(0u64);
     let rx = tokio::sync::Mutex::new(rx);
     let progress = std::cell::RefCell::new(progress);
+    // `ticket_no → id` of every ticket this import has loaded, so a merge
+    // into an earlier row of the file needs no fix-up afterwards.
+    let loaded = std::cell::RefCell::new(HashMap::<String, i64>::new());
     let loader = |k: usize| {
-        let (report, rows, rx, progress) = (&report, &rows, &rx, &progress);
+        let (report, rows, rx, progress, loaded) = (&report, &rows, &rx, &progress, &loaded);
         async move {
             loop {
                 let Some(chunk) = rx.lock().await.recv().await else {
@@ -1038,7 +1041,7 @@ pub async fn import_csv<R: std::io::Read + Send + 'static>(
                     r.existing += chunk.existing;
                 }
                 let shard = if k == 0 { 0 } else { IMPORT_SHARD + k as i16 };
-                let part = load_batch(store, rules, chunk.parsed, !empty, shard).await?;
+                let part = load_batch(store, rules, chunk.parsed, !empty, shard, loaded).await?;
                 report.borrow_mut().absorb(part);
                 (progress.borrow_mut())(rows.get());
             }
@@ -1115,6 +1118,7 @@ async fn load_batch(
     batch: Vec<Parsed>,
     check_database: bool,
     shard: i16,
+    loaded: &std::cell::RefCell<HashMap<String, i64>>,
 ) -> StoreResult<ImportReport> {
     let mut report = ImportReport::default();
     if batch.is_empty() {
@@ -1140,9 +1144,12 @@ async fn load_batch(
             known.extend(store.existing_external_ids(&pairs).await?);
         }
     }
+    // Merge targets loaded earlier in this import are known by number; the
+    // rest are looked up (those in this batch get their ids below).
     let merged_nos: Vec<String> = batch
         .iter()
         .filter_map(|p| p.merged_into_no.clone())
+        .filter(|no| !loaded.borrow().contains_key(no))
         .collect();
     let mut merged_ids: HashMap<String, i64> = HashMap::new();
     for part in merged_nos.chunks(5000) {
@@ -1180,6 +1187,12 @@ async fn load_batch(
         fresh.push(p);
     }
     let ids = store.reserve_ticket_ids(fresh.len()).await?;
+    loaded.borrow_mut().extend(
+        fresh
+            .iter()
+            .zip(&ids)
+            .map(|(p, id)| (p.row.ticket_no.clone(), *id)),
+    );
     let mut tickets = Vec::with_capacity(fresh.len());
     let mut rollup = FastRollup::default();
     let mut sequences: HashMap<(String, String), i64> = HashMap::new();
@@ -1189,7 +1202,9 @@ async fn load_batch(
         row.merged_into = p
             .merged_into_no
             .as_ref()
-            .and_then(|no| merged_ids.get(no).copied());
+            .and_then(|no| {
+                (merged_ids.get(no).copied()).or_else(|| loaded.borrow().get(no).copied())
+            });
         if let (None, Some(no)) = (row.merged_into, &p.merged_into_no) {
             report
                 .pending_merges

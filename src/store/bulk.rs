@@ -72,9 +72,15 @@ const EVENT_COLUMNS: &[&str] = &[
 
 const SCOPE_COLUMNS: &[&str] = &["ticket_id", "department", "role", "since", "state"];
 
-/// One typed cell, written as a bound value (SQLite) or CSV (COPY).
+/// One typed cell, written as a bound value (SQLite) or in COPY's binary
+/// format, which needs each integer at its column's width.
 enum Cell<'a> {
+    /// `bigint`
     Int(i64),
+    /// `integer`
+    Int4(i32),
+    /// `smallint`
+    Int2(i16),
     Text(&'a str),
     Bool(bool),
     Time(DateTime<Utc>),
@@ -119,15 +125,15 @@ fn ticket_cells(t: &ticket::Model) -> [Cell<'_>; 37] {
         opt_time(t.sign_due_at),
         opt_time(t.reply_due_at),
         opt_time(t.next_check_at),
-        Cell::Int(i64::from(t.escalation_level)),
-        Cell::Int(i64::from(t.rework_count)),
-        Cell::Int(i64::from(t.return_count)),
-        Cell::Int(i64::from(t.extension_count)),
+        Cell::Int2(t.escalation_level),
+        Cell::Int4(t.rework_count),
+        Cell::Int4(t.return_count),
+        Cell::Int4(t.extension_count),
         Cell::Bool(t.final_dispatch),
         opt_text(&t.reply_content),
         t.reply_resolved.map_or(Cell::Null, Cell::Bool),
         opt_text(&t.satisfaction),
-        Cell::Int(i64::from(t.version)),
+        Cell::Int4(t.version),
     ]
 }
 
@@ -147,6 +153,8 @@ fn event_cells(e: &ticket_event::Model) -> [Cell<'_>; 8] {
 fn value(c: &Cell<'_>, ty: &str) -> sea_orm::Value {
     match c {
         Cell::Int(i) => (*i).into(),
+        Cell::Int4(i) => i64::from(*i).into(),
+        Cell::Int2(i) => i64::from(*i).into(),
         Cell::Text(s) => (*s).into(),
         Cell::Bool(b) => (*b).into(),
         Cell::Time(t) => (*t).into(),
@@ -172,52 +180,86 @@ fn ty(col: &str) -> &'static str {
     }
 }
 
-fn csv_cell(out: &mut String, c: &Cell<'_>) {
-    use std::fmt::Write;
-    match c {
-        Cell::Int(i) => {
-            let _ = write!(out, "{i}");
-        }
-        Cell::Text(s) => {
-            out.push('"');
-            for ch in s.chars() {
-                if ch == '"' {
-                    out.push('"');
-                }
-                out.push(ch);
+/// Rows in PostgreSQL's binary COPY format: no text to format here and
+/// none to parse in the server (a `timestamptz` from text costs it about a
+/// microsecond, and a ticket has ten).
+struct BinaryCopy {
+    buf: Vec<u8>,
+    rows: usize,
+}
+
+/// 2000-01-01T00:00:00Z, PostgreSQL's epoch, in Unix microseconds.
+const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
+
+/// Microseconds since PostgreSQL's epoch, rounded half to even as the
+/// server rounds a text timestamp with more digits.
+fn pg_micros(t: DateTime<Utc>) -> i64 {
+    let nanos = i64::from(t.timestamp_subsec_nanos());
+    let (mut micros, rest) = (nanos / 1000, nanos % 1000);
+    if rest > 500 || (rest == 500 && micros % 2 == 1) {
+        micros += 1;
+    }
+    t.timestamp() * 1_000_000 + micros - PG_EPOCH_MICROS
+}
+
+impl BinaryCopy {
+    fn new(capacity: usize) -> Self {
+        let mut buf = Vec::with_capacity(capacity + 19);
+        buf.extend_from_slice(b"PGCOPY\n\xff\r\n\0");
+        buf.extend_from_slice(&0i32.to_be_bytes()); // flags
+        buf.extend_from_slice(&0i32.to_be_bytes()); // header extension
+        BinaryCopy { buf, rows: 0 }
+    }
+
+    fn field(&mut self, bytes: &[u8]) {
+        self.buf
+            .extend_from_slice(&(bytes.len() as i32).to_be_bytes());
+        self.buf.extend_from_slice(bytes);
+    }
+
+    fn row(&mut self, cells: &[Cell<'_>]) {
+        self.rows += 1;
+        self.buf
+            .extend_from_slice(&(cells.len() as i16).to_be_bytes());
+        for c in cells {
+            match c {
+                Cell::Int(i) => self.field(&i.to_be_bytes()),
+                Cell::Int4(i) => self.field(&i.to_be_bytes()),
+                Cell::Int2(i) => self.field(&i.to_be_bytes()),
+                Cell::Text(s) => self.field(s.as_bytes()),
+                Cell::Bool(b) => self.field(&[u8::from(*b)]),
+                Cell::Time(t) => self.field(&pg_micros(*t).to_be_bytes()),
+                Cell::Null => self.buf.extend_from_slice(&(-1i32).to_be_bytes()),
             }
-            out.push('"');
         }
-        Cell::Bool(b) => out.push(if *b { 't' } else { 'f' }),
-        Cell::Time(t) => out.push_str(&t.to_rfc3339()),
-        Cell::Null => {}
+    }
+
+    /// The bytes to send, trailer included; `None` without rows.
+    fn finish(mut self) -> Option<Vec<u8>> {
+        if self.rows == 0 {
+            return None;
+        }
+        self.buf.extend_from_slice(&(-1i16).to_be_bytes());
+        Some(self.buf)
     }
 }
 
-fn csv_row(out: &mut String, cells: &[Cell<'_>]) {
-    for (i, c) in cells.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        csv_cell(out, c);
-    }
-    out.push('\n');
-}
-
-/// The batch's rollup rows as CSV for COPY into a temporary table.
-fn rollup_csv(rollup: &Rollup) -> String {
-    let mut buf = String::new();
+/// The batch's rollup rows for COPY into a temporary table.
+fn rollup_rows(rollup: &Rollup) -> Option<Vec<u8>> {
+    let mut out = BinaryCopy::new(64 * 1024);
+    let mut cells = Vec::with_capacity(4 + Col::ALL.len());
     for ((dim, day, dept, value), c) in rollup.iter().filter(|(_, c)| !c.is_zero()) {
-        let mut cells = vec![
+        cells.clear();
+        cells.extend([
             Cell::Text(dim.as_str()),
-            Cell::Int(i64::from(*day)),
+            Cell::Int4(*day),
             Cell::Text(dept),
             Cell::Text(value),
-        ];
+        ]);
         cells.extend(c.0.iter().map(|v| Cell::Int(*v)));
-        csv_row(&mut buf, &cells);
+        out.row(&cells);
     }
-    buf
+    out.finish()
 }
 
 fn sqlx_err(e: sea_orm::sqlx::Error) -> StoreError {
@@ -293,36 +335,32 @@ impl Store {
     ) -> StoreResult<()> {
         let pool = self.db.get_postgres_connection_pool();
         let mut tx = pool.begin().await.map_err(sqlx_err)?;
-        let mut buf = String::with_capacity(batch.len() * 600);
+        let mut rows = BinaryCopy::new(batch.len() * 600);
         for t in batch {
-            csv_row(&mut buf, &ticket_cells(&t.row));
+            rows.row(&ticket_cells(&t.row));
         }
-        copy(&mut tx, "tickets", TICKET_COLUMNS, &buf).await?;
-        buf.clear();
+        copy(&mut tx, "tickets", TICKET_COLUMNS, rows.finish()).await?;
+        let mut rows = BinaryCopy::new(batch.len() * 1200);
         for t in batch {
             for e in &t.events {
-                csv_row(&mut buf, &event_cells(e));
+                rows.row(&event_cells(e));
             }
         }
-        copy(&mut tx, "ticket_events", EVENT_COLUMNS, &buf).await?;
-        buf.clear();
+        copy(&mut tx, "ticket_events", EVENT_COLUMNS, rows.finish()).await?;
+        let mut rows = BinaryCopy::new(batch.len() * 64);
         for t in batch {
             for (d, role, since) in &t.departments {
-                csv_row(
-                    &mut buf,
-                    &[
-                        Cell::Int(t.row.id),
-                        Cell::Text(d),
-                        Cell::Text(role),
-                        Cell::Time(*since),
-                        Cell::Text(&t.row.state),
-                    ],
-                );
+                rows.row(&[
+                    Cell::Int(t.row.id),
+                    Cell::Text(d),
+                    Cell::Text(role),
+                    Cell::Time(*since),
+                    Cell::Text(&t.row.state),
+                ]);
             }
         }
-        copy(&mut tx, "ticket_departments", SCOPE_COLUMNS, &buf).await?;
-        let csv = rollup_csv(rollup);
-        if !csv.is_empty() {
+        copy(&mut tx, "ticket_departments", SCOPE_COLUMNS, rows.finish()).await?;
+        if let Some(stats) = rollup_rows(rollup) {
             // COPY into a scratch table, then one upsert from it: a VALUES
             // list of thousands of rows costs more to parse than to apply.
             let cols: Vec<&str> = ["dim", "day", "department", "value"]
@@ -338,7 +376,7 @@ impl Store {
             .execute(&mut *tx)
             .await
             .map_err(sqlx_err)?;
-            copy(&mut tx, "stats_load", &cols, &csv).await?;
+            copy(&mut tx, "stats_load", &cols, Some(stats)).await?;
             let sets: Vec<String> = Col::ALL
                 .iter()
                 .map(|c| format!("{0} = stats_daily.{0} + excluded.{0}", c.name()))
@@ -409,19 +447,19 @@ async fn copy(
     tx: &mut sea_orm::sqlx::Transaction<'_, sea_orm::sqlx::Postgres>,
     table: &str,
     cols: &[&str],
-    csv: &str,
+    rows: Option<Vec<u8>>,
 ) -> StoreResult<()> {
-    if csv.is_empty() {
+    let Some(rows) = rows else {
         return Ok(());
-    }
+    };
     let mut c = tx
         .copy_in_raw(&format!(
-            "COPY {table} ({}) FROM STDIN WITH (FORMAT csv)",
+            "COPY {table} ({}) FROM STDIN WITH (FORMAT binary)",
             cols.join(", ")
         ))
         .await
         .map_err(sqlx_err)?;
-    c.send(csv.as_bytes()).await.map_err(sqlx_err)?;
+    c.send(rows).await.map_err(sqlx_err)?;
     c.finish().await.map_err(sqlx_err)?;
     Ok(())
 }
@@ -529,5 +567,47 @@ impl Store {
             self.db.execute_unprepared("ANALYZE").await?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn timestamps_count_microseconds_from_2000_rounding_half_to_even() {
+        let t = Utc.with_ymd_and_hms(2000, 1, 1, 0, 0, 1).unwrap();
+        assert_eq!(pg_micros(t), 1_000_000);
+        let ns = |n: i64| t + chrono::Duration::nanoseconds(n);
+        assert_eq!(pg_micros(ns(1_499)), 1_000_001);
+        assert_eq!(pg_micros(ns(1_500)), 1_000_002); // 1.5 µs: up to even
+        assert_eq!(pg_micros(ns(2_500)), 1_000_002); // 2.5 µs: down to even
+        assert_eq!(pg_micros(ns(2_501)), 1_000_003);
+        let before = Utc.with_ymd_and_hms(1999, 12, 31, 23, 59, 59).unwrap();
+        assert_eq!(pg_micros(before), -1_000_000);
+    }
+
+    #[test]
+    fn binary_copy_frames_rows_and_nulls() {
+        let mut c = BinaryCopy::new(0);
+        assert!(BinaryCopy::new(0).finish().is_none());
+        c.row(&[Cell::Int2(3), Cell::Null, Cell::Text("水"), Cell::Bool(true)]);
+        let b = c.finish().unwrap();
+        assert_eq!(&b[..11], b"PGCOPY\n\xff\r\n\0");
+        let body = &b[19..];
+        let expect: Vec<u8> = [
+            &4i16.to_be_bytes()[..],
+            &2i32.to_be_bytes(),
+            &3i16.to_be_bytes(),
+            &(-1i32).to_be_bytes(),
+            &3i32.to_be_bytes(),
+            "水".as_bytes(),
+            &1i32.to_be_bytes(),
+            &[1],
+            &(-1i16).to_be_bytes(),
+        ]
+        .concat();
+        assert_eq!(body, expect.as_slice());
     }
 }
