@@ -398,6 +398,26 @@ impl Store {
     }
 
     async fn bulk_insert_sqlite(&self, batch: &[BulkTicket], rollup: &Rollup) -> StoreResult<()> {
+        if let Some(file) = self.sqlite_file().await? {
+            // The file directly, under the in-process write lock: no bound
+            // value is built, copied and sent to sqlx's worker thread, row
+            // by row. (This blocks the task for the batch; the loaders are
+            // command-line tools.)
+            let _guard = match &self.write_lock {
+                Some(l) => Some(l.lock().await),
+                None => None,
+            };
+            return load_sqlite_file(&file, batch, rollup);
+        }
+        self.bulk_insert_sqlite_pool(batch, rollup).await
+    }
+
+    /// An in-memory database, through the pool.
+    async fn bulk_insert_sqlite_pool(
+        &self,
+        batch: &[BulkTicket],
+        rollup: &Rollup,
+    ) -> StoreResult<()> {
         let w = self.begin_write().await?;
         let tickets: Vec<Vec<sea_orm::Value>> = batch
             .iter()
@@ -441,6 +461,121 @@ impl Store {
         w.commit().await?;
         Ok(())
     }
+}
+
+impl rusqlite::ToSql for Cell<'_> {
+    /// Bound as sqlx binds the same values, so rows read back the same
+    /// whichever loader wrote them.
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        use rusqlite::types::{ToSqlOutput, Value, ValueRef};
+        Ok(match self {
+            Cell::Int(i) => ToSqlOutput::Owned(Value::Integer(*i)),
+            Cell::Int4(i) => ToSqlOutput::Owned(Value::Integer(i64::from(*i))),
+            Cell::Int2(i) => ToSqlOutput::Owned(Value::Integer(i64::from(*i))),
+            Cell::Text(s) => ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes())),
+            Cell::Bool(b) => ToSqlOutput::Owned(Value::Integer(i64::from(*b))),
+            Cell::Time(t) => ToSqlOutput::Owned(Value::Text(
+                t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false),
+            )),
+            Cell::Null => ToSqlOutput::Owned(Value::Null),
+        })
+    }
+}
+
+/// [`Store::bulk_insert`] into a SQLite file through rusqlite: one
+/// immediate transaction, one prepared statement per table, a row per
+/// execution.
+fn load_sqlite_file(
+    path: &std::path::Path,
+    batch: &[BulkTicket],
+    rollup: &Rollup,
+) -> StoreResult<()> {
+    let db = |e: rusqlite::Error| StoreError::Db(sea_orm::DbErr::Custom(format!("bulk load: {e}")));
+    let mut conn = rusqlite::Connection::open_with_flags(
+        path,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(db)?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))
+        .map_err(db)?;
+    // As the pool's connections: sqlx turns foreign keys on.
+    conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL")
+        .map_err(db)?;
+    let tx = conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(db)?;
+    let insert = |table: &str, cols: &[&str]| {
+        let marks: Vec<String> = (1..=cols.len()).map(|i| format!("?{i}")).collect();
+        format!(
+            "INSERT INTO {table} ({}) VALUES ({})",
+            cols.join(", "),
+            marks.join(", ")
+        )
+    };
+    {
+        let mut st = tx
+            .prepare(&insert("tickets", TICKET_COLUMNS))
+            .map_err(db)?;
+        for t in batch {
+            st.execute(rusqlite::params_from_iter(ticket_cells(&t.row).iter()))
+                .map_err(db)?;
+        }
+        let mut st = tx
+            .prepare(&insert("ticket_events", EVENT_COLUMNS))
+            .map_err(db)?;
+        for e in batch.iter().flat_map(|t| t.events.iter()) {
+            st.execute(rusqlite::params_from_iter(event_cells(e).iter()))
+                .map_err(db)?;
+        }
+        let mut st = tx
+            .prepare(&insert("ticket_departments", SCOPE_COLUMNS))
+            .map_err(db)?;
+        for t in batch {
+            for (d, role, since) in &t.departments {
+                st.execute(rusqlite::params_from_iter(
+                    [
+                        Cell::Int(t.row.id),
+                        Cell::Text(d),
+                        Cell::Text(role),
+                        Cell::Time(*since),
+                        Cell::Text(&t.row.state),
+                    ]
+                    .iter(),
+                ))
+                .map_err(db)?;
+            }
+        }
+        let cols: Vec<&str> = ["dim", "day", "department", "value", "shard"]
+            .into_iter()
+            .chain(Col::ALL.iter().map(|c| c.name()))
+            .collect();
+        let sets: Vec<String> = Col::ALL
+            .iter()
+            .map(|c| format!("{0} = stats_daily.{0} + excluded.{0}", c.name()))
+            .collect();
+        let mut st = tx
+            .prepare(&format!(
+                "{} ON CONFLICT (dim, day, department, value, shard) DO UPDATE SET {}",
+                insert("stats_daily", &cols),
+                sets.join(", ")
+            ))
+            .map_err(db)?;
+        let mut cells = Vec::with_capacity(cols.len());
+        for ((dim, day, dept, value), c) in rollup.iter().filter(|(_, c)| !c.is_zero()) {
+            cells.clear();
+            cells.extend([
+                Cell::Text(dim.as_str()),
+                Cell::Int4(*day),
+                Cell::Text(dept),
+                Cell::Text(value),
+                Cell::Int2(0),
+            ]);
+            cells.extend(c.0.iter().map(|v| Cell::Int(*v)));
+            st.execute(rusqlite::params_from_iter(cells.iter()))
+                .map_err(db)?;
+        }
+    }
+    tx.commit().map_err(db)
 }
 
 async fn copy(
