@@ -1199,12 +1199,9 @@ async fn load_batch(
     for (p, id) in fresh.into_iter().zip(ids) {
         let mut row = p.row;
         row.id = id;
-        row.merged_into = p
-            .merged_into_no
-            .as_ref()
-            .and_then(|no| {
-                (merged_ids.get(no).copied()).or_else(|| loaded.borrow().get(no).copied())
-            });
+        row.merged_into = p.merged_into_no.as_ref().and_then(|no| {
+            (merged_ids.get(no).copied()).or_else(|| loaded.borrow().get(no).copied())
+        });
         if let (None, Some(no)) = (row.merged_into, &p.merged_into_no) {
             report
                 .pending_merges

@@ -513,9 +513,7 @@ fn load_sqlite_file(
         )
     };
     {
-        let mut st = tx
-            .prepare(&insert("tickets", TICKET_COLUMNS))
-            .map_err(db)?;
+        let mut st = tx.prepare(&insert("tickets", TICKET_COLUMNS)).map_err(db)?;
         for t in batch {
             st.execute(rusqlite::params_from_iter(ticket_cells(&t.row).iter()))
                 .map_err(db)?;
@@ -727,7 +725,12 @@ mod tests {
     fn binary_copy_frames_rows_and_nulls() {
         let mut c = BinaryCopy::new(0);
         assert!(BinaryCopy::new(0).finish().is_none());
-        c.row(&[Cell::Int2(3), Cell::Null, Cell::Text("水"), Cell::Bool(true)]);
+        c.row(&[
+            Cell::Int2(3),
+            Cell::Null,
+            Cell::Text("水"),
+            Cell::Bool(true),
+        ]);
         let b = c.finish().unwrap();
         assert_eq!(&b[..11], b"PGCOPY\n\xff\r\n\0");
         let body = &b[19..];

@@ -54,7 +54,9 @@ pub fn scan(
         .map_err(db)?;
     let mut cond = "created_at >= ?1 AND created_at < ?2".to_owned();
     if filter.department.is_some() {
-        cond.push_str(" AND id IN (SELECT ticket_id FROM ticket_departments WHERE department = ?3)");
+        cond.push_str(
+            " AND id IN (SELECT ticket_id FROM ticket_departments WHERE department = ?3)",
+        );
     }
     let mut tickets = conn
         .prepare(&format!(
@@ -143,7 +145,9 @@ fn boolean(r: &Row<'_>, i: usize) -> StoreResult<Option<bool>> {
 fn time(r: &Row<'_>, i: usize) -> StoreResult<Option<DateTime<Utc>>> {
     match r.get_ref(i).map_err(db)? {
         ValueRef::Null => Ok(None),
-        ValueRef::Text(b) => parse_time(b).map(Some).ok_or_else(|| corrupt("timestamp", i)),
+        ValueRef::Text(b) => parse_time(b)
+            .map(Some)
+            .ok_or_else(|| corrupt("timestamp", i)),
         // As sqlx reads them: whole seconds since the epoch.
         ValueRef::Integer(v) => Utc
             .timestamp_opt(v, 0)
@@ -185,9 +189,18 @@ fn fast_time(b: &[u8]) -> Option<DateTime<Utc>> {
         }
         _ => return None,
     };
-    NaiveDate::from_ymd_opt(num(&body[0..4])? as i32, num(&body[5..7])?, num(&body[8..10])?)?
-        .and_hms_nano_opt(num(&body[11..13])?, num(&body[14..16])?, num(&body[17..19])?, nanos)
-        .map(|t| t.and_utc())
+    NaiveDate::from_ymd_opt(
+        num(&body[0..4])? as i32,
+        num(&body[5..7])?,
+        num(&body[8..10])?,
+    )?
+    .and_hms_nano_opt(
+        num(&body[11..13])?,
+        num(&body[14..16])?,
+        num(&body[17..19])?,
+        nanos,
+    )
+    .map(|t| t.and_utc())
 }
 
 fn slow_time(s: &str) -> Option<DateTime<Utc>> {
@@ -212,7 +225,11 @@ fn slow_time(s: &str) -> Option<DateTime<Utc>> {
         DateTime::parse_from_str(s, f)
             .map(|t| t.with_timezone(&Utc))
             .ok()
-            .or_else(|| NaiveDateTime::parse_from_str(s, f).ok().map(|t| t.and_utc()))
+            .or_else(|| {
+                NaiveDateTime::parse_from_str(s, f)
+                    .ok()
+                    .map(|t| t.and_utc())
+            })
     })
 }
 
@@ -311,7 +328,12 @@ mod tests {
             assert_eq!(fast_time(s.as_bytes()), None, "{s}");
             assert_eq!(parse_time(s.as_bytes()), Some(t), "{s}");
         }
-        for s in ["", "2026-13-05T01:12:33+00:00", "2026-03-05T01:12:33.+00:00", "x"] {
+        for s in [
+            "",
+            "2026-13-05T01:12:33+00:00",
+            "2026-03-05T01:12:33.+00:00",
+            "x",
+        ] {
             assert_eq!(parse_time(s.as_bytes()), None, "{s}");
         }
     }
