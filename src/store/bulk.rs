@@ -185,7 +185,6 @@ fn ty(col: &str) -> &'static str {
 /// microsecond, and a ticket has ten).
 struct BinaryCopy {
     buf: Vec<u8>,
-    rows: usize,
 }
 
 /// 2000-01-01T00:00:00Z, PostgreSQL's epoch, in Unix microseconds.
@@ -208,7 +207,7 @@ impl BinaryCopy {
         buf.extend_from_slice(b"PGCOPY\n\xff\r\n\0");
         buf.extend_from_slice(&0i32.to_be_bytes()); // flags
         buf.extend_from_slice(&0i32.to_be_bytes()); // header extension
-        BinaryCopy { buf, rows: 0 }
+        BinaryCopy { buf }
     }
 
     fn field(&mut self, bytes: &[u8]) {
@@ -218,7 +217,6 @@ impl BinaryCopy {
     }
 
     fn row(&mut self, cells: &[Cell<'_>]) {
-        self.rows += 1;
         self.buf
             .extend_from_slice(&(cells.len() as i16).to_be_bytes());
         for c in cells {
@@ -233,33 +231,6 @@ impl BinaryCopy {
             }
         }
     }
-
-    /// The bytes to send, trailer included; `None` without rows.
-    fn finish(mut self) -> Option<Vec<u8>> {
-        if self.rows == 0 {
-            return None;
-        }
-        self.buf.extend_from_slice(&(-1i16).to_be_bytes());
-        Some(self.buf)
-    }
-}
-
-/// The batch's rollup rows for COPY into a temporary table.
-fn rollup_rows(rollup: &Rollup) -> Option<Vec<u8>> {
-    let mut out = BinaryCopy::new(64 * 1024);
-    let mut cells = Vec::with_capacity(4 + Col::ALL.len());
-    for ((dim, day, dept, value), c) in rollup.iter().filter(|(_, c)| !c.is_zero()) {
-        cells.clear();
-        cells.extend([
-            Cell::Text(dim.as_str()),
-            Cell::Int4(*day),
-            Cell::Text(dept),
-            Cell::Text(value),
-        ]);
-        cells.extend(c.0.iter().map(|v| Cell::Int(*v)));
-        out.row(&cells);
-    }
-    out.finish()
 }
 
 fn sqlx_err(e: sea_orm::sqlx::Error) -> StoreError {
@@ -335,32 +306,36 @@ impl Store {
     ) -> StoreResult<()> {
         let pool = self.db.get_postgres_connection_pool();
         let mut tx = pool.begin().await.map_err(sqlx_err)?;
-        let mut rows = BinaryCopy::new(batch.len() * 600);
-        for t in batch {
-            rows.row(&ticket_cells(&t.row));
-        }
-        copy(&mut tx, "tickets", TICKET_COLUMNS, rows.finish()).await?;
-        let mut rows = BinaryCopy::new(batch.len() * 1200);
-        for t in batch {
-            for e in &t.events {
-                rows.row(&event_cells(e));
-            }
-        }
-        copy(&mut tx, "ticket_events", EVENT_COLUMNS, rows.finish()).await?;
-        let mut rows = BinaryCopy::new(batch.len() * 64);
-        for t in batch {
-            for (d, role, since) in &t.departments {
-                rows.row(&[
+        copy(&mut tx, "tickets", TICKET_COLUMNS, batch, |out, t| {
+            out.row(&ticket_cells(&t.row))
+        })
+        .await?;
+        let events = batch.iter().flat_map(|t| t.events.iter());
+        copy(&mut tx, "ticket_events", EVENT_COLUMNS, events, |out, e| {
+            out.row(&event_cells(e))
+        })
+        .await?;
+        let scope = batch
+            .iter()
+            .flat_map(|t| t.departments.iter().map(move |d| (t, d)));
+        copy(
+            &mut tx,
+            "ticket_departments",
+            SCOPE_COLUMNS,
+            scope,
+            |out, (t, (d, role, since))| {
+                out.row(&[
                     Cell::Int(t.row.id),
                     Cell::Text(d),
                     Cell::Text(role),
                     Cell::Time(*since),
                     Cell::Text(&t.row.state),
-                ]);
-            }
-        }
-        copy(&mut tx, "ticket_departments", SCOPE_COLUMNS, rows.finish()).await?;
-        if let Some(stats) = rollup_rows(rollup) {
+                ])
+            },
+        )
+        .await?;
+        let stats: Vec<_> = rollup.iter().filter(|(_, c)| !c.is_zero()).collect();
+        if !stats.is_empty() {
             // COPY into a scratch table, then one upsert from it: a VALUES
             // list of thousands of rows costs more to parse than to apply.
             let cols: Vec<&str> = ["dim", "day", "department", "value"]
@@ -376,7 +351,25 @@ impl Store {
             .execute(&mut *tx)
             .await
             .map_err(sqlx_err)?;
-            copy(&mut tx, "stats_load", &cols, Some(stats)).await?;
+            let mut cells = Vec::with_capacity(cols.len());
+            copy(
+                &mut tx,
+                "stats_load",
+                &cols,
+                stats,
+                |out, ((dim, day, dept, value), c)| {
+                    cells.clear();
+                    cells.extend([
+                        Cell::Text(dim.as_str()),
+                        Cell::Int4(*day),
+                        Cell::Text(dept),
+                        Cell::Text(value),
+                    ]);
+                    cells.extend(c.0.iter().map(|v| Cell::Int(*v)));
+                    out.row(&cells);
+                },
+            )
+            .await?;
             let sets: Vec<String> = Col::ALL
                 .iter()
                 .map(|c| format!("{0} = stats_daily.{0} + excluded.{0}", c.name()))
@@ -576,15 +569,24 @@ fn load_sqlite_file(
     tx.commit().map_err(db)
 }
 
-async fn copy(
+/// Bytes of COPY data sent at a time: the buffer is reused instead of a
+/// batch-sized one being allocated (and faulted in page by page) for every
+/// batch, and the server reads rows while the next ones are encoded.
+const COPY_CHUNK: usize = 1 << 20;
+
+/// `COPY table (cols) FROM STDIN` in binary, `write` encoding each item as
+/// a row; nothing is sent without items.
+async fn copy<T>(
     tx: &mut sea_orm::sqlx::Transaction<'_, sea_orm::sqlx::Postgres>,
     table: &str,
     cols: &[&str],
-    rows: Option<Vec<u8>>,
+    items: impl IntoIterator<Item = T>,
+    mut write: impl FnMut(&mut BinaryCopy, T),
 ) -> StoreResult<()> {
-    let Some(rows) = rows else {
+    let mut items = items.into_iter().peekable();
+    if items.peek().is_none() {
         return Ok(());
-    };
+    }
     let mut c = tx
         .copy_in_raw(&format!(
             "COPY {table} ({}) FROM STDIN WITH (FORMAT binary)",
@@ -592,7 +594,16 @@ async fn copy(
         ))
         .await
         .map_err(sqlx_err)?;
-    c.send(rows).await.map_err(sqlx_err)?;
+    let mut out = BinaryCopy::new(COPY_CHUNK + 64 * 1024);
+    for item in items {
+        write(&mut out, item);
+        if out.buf.len() >= COPY_CHUNK {
+            c.send(out.buf.as_slice()).await.map_err(sqlx_err)?;
+            out.buf.clear();
+        }
+    }
+    out.buf.extend_from_slice(&(-1i16).to_be_bytes());
+    c.send(out.buf.as_slice()).await.map_err(sqlx_err)?;
     c.finish().await.map_err(sqlx_err)?;
     Ok(())
 }
@@ -724,14 +735,13 @@ mod tests {
     #[test]
     fn binary_copy_frames_rows_and_nulls() {
         let mut c = BinaryCopy::new(0);
-        assert!(BinaryCopy::new(0).finish().is_none());
         c.row(&[
             Cell::Int2(3),
             Cell::Null,
             Cell::Text("水"),
             Cell::Bool(true),
         ]);
-        let b = c.finish().unwrap();
+        let b = c.buf;
         assert_eq!(&b[..11], b"PGCOPY\n\xff\r\n\0");
         let body = &b[19..];
         let expect: Vec<u8> = [
@@ -743,7 +753,6 @@ mod tests {
             "水".as_bytes(),
             &1i32.to_be_bytes(),
             &[1],
-            &(-1i16).to_be_bytes(),
         ]
         .concat();
         assert_eq!(body, expect.as_slice());
