@@ -949,6 +949,7 @@ pub async fn import_csv<R: std::io::Read + Send + 'static>(
     // previous batch.
     let (tx, rx) = tokio::sync::mpsc::channel::<Chunk>(2);
     let parser = std::thread::spawn(move || {
+        let mut blocked = std::time::Duration::ZERO;
         let mut seen: HashSet<String> = HashSet::new();
         let mut numbers: HashSet<String> = HashSet::new();
         let mut record = csv::StringRecord::new();
@@ -1004,12 +1005,15 @@ pub async fn import_csv<R: std::io::Read + Send + 'static>(
                         rows: 0,
                     },
                 );
+                let t = std::time::Instant::now();
                 if tx.blocking_send(full).is_err() {
-                    return;
+                    return blocked;
                 }
+                blocked += t.elapsed();
             }
         }
         let _ = tx.blocking_send(chunk);
+        blocked
     });
 
     // Two loaders on PostgreSQL, each its own transaction per batch and its
@@ -1027,11 +1031,19 @@ pub async fn import_csv<R: std::io::Read + Send + 'static>(
     // `ticket_no → id` of every ticket this import has loaded, so a merge
     // into an earlier row of the file needs no fix-up afterwards.
     let loaded = std::cell::RefCell::new(HashMap::<String, i64>::new());
+    // Where the time goes (logged at debug level): loaders waiting for the
+    // parser, the parser waiting for loaders, and the index build.
+    let waited = std::cell::Cell::new(std::time::Duration::ZERO);
+    let started = std::time::Instant::now();
     let loader = |k: usize| {
-        let (report, rows, rx, progress, loaded) = (&report, &rows, &rx, &progress, &loaded);
+        let (report, rows, rx, progress, loaded, waited) =
+            (&report, &rows, &rx, &progress, &loaded, &waited);
         async move {
             loop {
-                let Some(chunk) = rx.lock().await.recv().await else {
+                let t = std::time::Instant::now();
+                let next = rx.lock().await.recv().await;
+                waited.set(waited.get() + t.elapsed());
+                let Some(chunk) = next else {
                     return Ok::<(), StoreError>(());
                 };
                 rows.set(rows.get() + chunk.rows);
@@ -1060,8 +1072,18 @@ pub async fn import_csv<R: std::io::Read + Send + 'static>(
     let rx = rx.into_inner();
     drop(rx);
     let joined = parser.join();
+    let load_time = started.elapsed();
     // The indexes come back whatever happened.
     let rebuilt = store.create_indexes(&indexes).await;
+    tracing::debug!(
+        load_s = load_time.as_secs_f64(),
+        loaders_waited_s = waited.get().as_secs_f64(),
+        parser_blocked_s = joined
+            .as_ref()
+            .map_or(0.0, |d: &std::time::Duration| d.as_secs_f64()),
+        index_s = (started.elapsed() - load_time).as_secs_f64(),
+        "import timing"
+    );
     loaded?;
     rebuilt?;
     if joined.is_err() {
