@@ -8,7 +8,7 @@ use sea_orm::{ConnectionTrait, DbBackend, Statement};
 
 use super::entities::{ticket, ticket_event};
 use super::{Store, StoreError, StoreResult};
-use crate::domain::figures::{Col, Rollup};
+use crate::domain::figures::{Col, Counts, Rollup, RollupKey};
 
 /// A ticket to load: its final row (with its id), its events in order, and
 /// the departments that may see it: `(department, "lead" | "co", since)`.
@@ -233,6 +233,24 @@ impl BinaryCopy {
     }
 }
 
+/// A rollup row's cells: its key, its shard when given, its counters.
+fn rollup_cells<'a>(
+    cells: &mut Vec<Cell<'a>>,
+    (dim, day, dept, value): &'a RollupKey,
+    counts: &Counts,
+    shard: Option<i16>,
+) {
+    cells.clear();
+    cells.extend([
+        Cell::Text(dim.as_str()),
+        Cell::Int4(*day),
+        Cell::Text(dept),
+        Cell::Text(value),
+    ]);
+    cells.extend(shard.map(Cell::Int2));
+    cells.extend(counts.0.iter().map(|v| Cell::Int(*v)));
+}
+
 fn sqlx_err(e: sea_orm::sqlx::Error) -> StoreError {
     StoreError::Db(sea_orm::DbErr::Custom(format!("bulk load: {e}")))
 }
@@ -352,23 +370,10 @@ impl Store {
             .await
             .map_err(sqlx_err)?;
             let mut cells = Vec::with_capacity(cols.len());
-            copy(
-                &mut tx,
-                "stats_load",
-                &cols,
-                stats,
-                |out, ((dim, day, dept, value), c)| {
-                    cells.clear();
-                    cells.extend([
-                        Cell::Text(dim.as_str()),
-                        Cell::Int4(*day),
-                        Cell::Text(dept),
-                        Cell::Text(value),
-                    ]);
-                    cells.extend(c.0.iter().map(|v| Cell::Int(*v)));
-                    out.row(&cells);
-                },
-            )
+            copy(&mut tx, "stats_load", &cols, stats, |out, (key, counts)| {
+                rollup_cells(&mut cells, key, counts, None);
+                out.row(&cells);
+            })
             .await?;
             let sets: Vec<String> = Col::ALL
                 .iter()
@@ -552,16 +557,8 @@ fn load_sqlite_file(
             ))
             .map_err(db)?;
         let mut cells = Vec::with_capacity(cols.len());
-        for ((dim, day, dept, value), c) in rollup.iter().filter(|(_, c)| !c.is_zero()) {
-            cells.clear();
-            cells.extend([
-                Cell::Text(dim.as_str()),
-                Cell::Int4(*day),
-                Cell::Text(dept),
-                Cell::Text(value),
-                Cell::Int2(0),
-            ]);
-            cells.extend(c.0.iter().map(|v| Cell::Int(*v)));
+        for (key, counts) in rollup.iter().filter(|(_, c)| !c.is_zero()) {
+            rollup_cells(&mut cells, key, counts, Some(0));
             st.execute(rusqlite::params_from_iter(cells.iter()))
                 .map_err(db)?;
         }
