@@ -286,11 +286,21 @@ impl<'a> Source<'a> {
             &format!("SELECT {TICKET_COLUMNS} FROM tickets WHERE {filter} ORDER BY id"),
         )
         .await?;
+        // Each ticket's events through the (ticket_id, id) index, tickets in
+        // id order. Written as `ticket_id IN (…)`, the planner hashes the
+        // period's ids and scans every event: on 47 M events that took 25 s
+        // for a period of 1 M tickets, against 6 s this way.
+        let outer: Vec<String> = EVENT_COLUMNS
+            .split(", ")
+            .map(|c| format!("e.{c}"))
+            .collect();
         let events = CopyLines::open(
             b,
             &format!(
-                "SELECT {EVENT_COLUMNS} FROM ticket_events WHERE ticket_id IN \
-                 (SELECT id FROM tickets WHERE {filter}) ORDER BY ticket_id, id"
+                "SELECT {} FROM (SELECT id FROM tickets WHERE {filter} ORDER BY id OFFSET 0) t \
+                 CROSS JOIN LATERAL (SELECT {EVENT_COLUMNS} FROM ticket_events x \
+                 WHERE x.ticket_id = t.id ORDER BY x.id OFFSET 0) e ORDER BY t.id, e.id",
+                outer.join(", ")
             ),
         )
         .await?;
