@@ -8,7 +8,6 @@
 //! by its line number and the rest go on.
 
 use std::collections::{HashMap, HashSet};
-use std::fmt::Write as _;
 
 use chrono::{DateTime, Datelike, FixedOffset, Utc};
 use sea_orm::{
@@ -380,36 +379,44 @@ pub fn row(
     unmasked: bool,
 ) -> Vec<String> {
     let co: Vec<String> = serde_json::from_str(&t.co_departments).unwrap_or_default();
-    // The events as a JSON array, written directly rather than through a
-    // `Value` per event.
-    let mut history = String::with_capacity(events.len() * 256 + 2);
-    history.push('[');
+    // The events as a JSON array, written straight into one buffer: strings
+    // through serde_json's own escaping, no `Value` or `String` per field.
+    let mut history: Vec<u8> = Vec::with_capacity(events.len() * 256 + 2);
+    let string = |h: &mut Vec<u8>, s: &str| {
+        let _ = serde_json::to_writer(&mut *h, s);
+    };
+    let nullable = |h: &mut Vec<u8>, v: &Option<String>| match v {
+        Some(s) => string(h, s),
+        None => h.extend_from_slice(b"null"),
+    };
+    history.push(b'[');
     for (i, e) in events.iter().enumerate() {
         if i > 0 {
-            history.push(',');
+            history.push(b',');
         }
-        let js = |v: &Option<String>| {
-            v.as_deref()
-                .map_or_else(|| "null".to_owned(), |s| Value::from(s).to_string())
-        };
+        history.extend_from_slice(b"{\"at\":\"");
+        history.extend_from_slice(time(e.at).as_bytes());
+        history.extend_from_slice(b"\",\"actor\":");
+        string(&mut history, &e.actor);
+        history.extend_from_slice(b",\"kind\":");
+        string(&mut history, &e.kind);
+        history.extend_from_slice(b",\"from\":");
+        nullable(&mut history, &e.from_state);
+        history.extend_from_slice(b",\"to\":");
+        nullable(&mut history, &e.to_state);
+        history.extend_from_slice(b",\"department\":");
+        nullable(&mut history, &e.department);
         // Payloads are written in one canonical form (sorted keys, compact),
         // whichever database and statement stored them.
-        let payload = serde_json::from_str::<Value>(&e.payload)
-            .unwrap_or(Value::Null)
-            .to_string();
-        let _ = write!(
-            history,
-            "{{\"at\":\"{}\",\"actor\":{},\"kind\":{},\"from\":{},\"to\":{},\"department\":{},\"payload\":{}}}",
-            time(e.at),
-            Value::from(e.actor.as_str()),
-            Value::from(e.kind.as_str()),
-            js(&e.from_state),
-            js(&e.to_state),
-            js(&e.department),
-            payload
-        );
+        history.extend_from_slice(b",\"payload\":");
+        let payload = serde_json::from_str::<Value>(&e.payload).unwrap_or(Value::Null);
+        let _ = serde_json::to_writer(&mut history, &payload);
+        history.push(b'}');
     }
-    history.push(']');
+    history.push(b']');
+    // Only `&str`s and serde_json's output went in: always UTF-8.
+    let history = String::from_utf8(history)
+        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
     let name = t
         .citizen_name
         .as_deref()
