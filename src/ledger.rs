@@ -1047,14 +1047,14 @@ pub async fn import_csv<R: std::io::Read + Send + 'static>(
     let progress = std::cell::RefCell::new(progress);
     // `ticket_no → id` of every ticket this import has loaded, so a merge
     // into an earlier row of the file needs no fix-up afterwards.
-    let loaded = std::cell::RefCell::new(HashMap::<String, i64>::new());
+    let ids_by_number = std::cell::RefCell::new(HashMap::<String, i64>::new());
     // Where the time goes (logged at debug level): loaders waiting for the
     // parser, the parser waiting for loaders, and the index build.
     let waited = std::cell::Cell::new(std::time::Duration::ZERO);
     let started = std::time::Instant::now();
     let loader = |k: usize| {
-        let (report, rows, rx, progress, loaded, waited) =
-            (&report, &rows, &rx, &progress, &loaded, &waited);
+        let (report, rows, rx, progress, ids_by_number, waited) =
+            (&report, &rows, &rx, &progress, &ids_by_number, &waited);
         async move {
             loop {
                 let t = std::time::Instant::now();
@@ -1070,7 +1070,8 @@ pub async fn import_csv<R: std::io::Read + Send + 'static>(
                     r.existing += chunk.existing;
                 }
                 let shard = if k == 0 { 0 } else { IMPORT_SHARD + k as i16 };
-                let part = load_batch(store, rules, chunk.parsed, !empty, shard, loaded).await?;
+                let part =
+                    load_batch(store, rules, chunk.parsed, !empty, shard, ids_by_number).await?;
                 report.borrow_mut().absorb(part);
                 (progress.borrow_mut())(rows.get());
             }
@@ -1157,7 +1158,7 @@ async fn load_batch(
     batch: Vec<Parsed>,
     check_database: bool,
     shard: i16,
-    loaded: &std::cell::RefCell<HashMap<String, i64>>,
+    ids_by_number: &std::cell::RefCell<HashMap<String, i64>>,
 ) -> StoreResult<ImportReport> {
     let mut report = ImportReport::default();
     if batch.is_empty() {
@@ -1188,7 +1189,7 @@ async fn load_batch(
     let merged_nos: Vec<String> = batch
         .iter()
         .filter_map(|p| p.merged_into_no.clone())
-        .filter(|no| !loaded.borrow().contains_key(no))
+        .filter(|no| !ids_by_number.borrow().contains_key(no))
         .collect();
     let mut merged_ids: HashMap<String, i64> = HashMap::new();
     for part in merged_nos.chunks(5000) {
@@ -1226,7 +1227,7 @@ async fn load_batch(
         fresh.push(p);
     }
     let ids = store.reserve_ticket_ids(fresh.len()).await?;
-    loaded.borrow_mut().extend(
+    ids_by_number.borrow_mut().extend(
         fresh
             .iter()
             .zip(&ids)
@@ -1239,7 +1240,7 @@ async fn load_batch(
         let mut row = p.row;
         row.id = id;
         row.merged_into = p.merged_into_no.as_ref().and_then(|no| {
-            (merged_ids.get(no).copied()).or_else(|| loaded.borrow().get(no).copied())
+            (merged_ids.get(no).copied()).or_else(|| ids_by_number.borrow().get(no).copied())
         });
         if let (None, Some(no)) = (row.merged_into, &p.merged_into_no) {
             report
