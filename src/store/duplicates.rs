@@ -5,8 +5,7 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Statement,
+    ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 
 use super::StoreResult;
@@ -17,7 +16,7 @@ use crate::domain::types::TicketState;
 
 /// Earlier tickets read per batch at most: a phone that filed more than this
 /// in three days is flagged against the first ones anyway.
-const MAX_EARLIER: u64 = 1000;
+pub(super) const MAX_EARLIER: u64 = 1000;
 
 /// What a fresh appeal repeats.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,7 +37,7 @@ fn appeal_of(i: &NewAppeal) -> Appeal<'_> {
     }
 }
 
-type Row = (
+pub(super) type Row = (
     String,
     Option<String>,
     Option<String>,
@@ -47,7 +46,8 @@ type Row = (
     String,
 );
 
-/// For each of `fresh` (in order), the earlier ticket it may repeat.
+/// For each of `fresh` (in order), the earlier ticket it may repeat
+/// (SQLite; PostgreSQL reads the earlier tickets in `intake_pg`).
 pub(super) async fn repeats<C: ConnectionTrait>(
     conn: &C,
     fresh: &[&NewAppeal],
@@ -65,11 +65,14 @@ pub(super) async fn repeats<C: ConnectionTrait>(
     phones.dedup();
     addresses.sort_unstable();
     addresses.dedup();
-    let rows = if conn.get_database_backend() == DbBackend::Postgres {
-        earlier_pg(conn, &phones, &addresses, now).await?
-    } else {
-        earlier(conn, phones, addresses, now).await?
-    };
+    let rows = earlier(conn, phones, addresses, now).await?;
+    Ok(match_earlier(fresh, &rows))
+}
+
+/// For each of `fresh` (in order), the first of the earlier stored `rows`
+/// (ticket number, phone, address, category, title, content; oldest first)
+/// or of the appeals before it in the batch that it may repeat.
+pub(super) fn match_earlier(fresh: &[&NewAppeal], rows: &[Row]) -> Vec<Option<Repeat>> {
     let stored: Vec<Probe<'_>> = rows
         .iter()
         .map(|(_, phone, address, category, title, content)| {
@@ -83,7 +86,7 @@ pub(super) async fn repeats<C: ConnectionTrait>(
         })
         .collect();
     let batch: Vec<Probe<'_>> = fresh.iter().map(|i| Probe::new(appeal_of(i))).collect();
-    let out = batch
+    batch
         .iter()
         .enumerate()
         .map(|(k, probe)| {
@@ -93,11 +96,10 @@ pub(super) async fn repeats<C: ConnectionTrait>(
                 .chain(batch[..k].iter().zip((0..k).map(Repeat::InBatch)));
             first_repeated(probe, earlier).map(|(r, _)| r)
         })
-        .collect();
-    Ok(out)
+        .collect()
 }
 
-/// The earlier tickets by the query builder (SQLite): `IN (…)` lists.
+/// The earlier tickets by the query builder: `IN (…)` lists.
 async fn earlier<C: ConnectionTrait>(
     conn: &C,
     phones: Vec<&str>,
@@ -130,58 +132,4 @@ async fn earlier<C: ConnectionTrait>(
         .into_tuple()
         .all(conn)
         .await?)
-}
-
-/// Separates addresses in the one text parameter of [`earlier_pg`].
-const UNIT_SEPARATOR: char = '\u{1f}';
-
-/// The same on PostgreSQL, as one statement text whatever the batch: the
-/// keys travel as two delimited strings, so the statement is prepared once
-/// per connection and not planned again for every batch size (planning an
-/// `IN` list of a new length cost more than running it).
-async fn earlier_pg<C: ConnectionTrait>(
-    conn: &C,
-    phones: &[&str],
-    addresses: &[&str],
-    now: DateTime<Utc>,
-) -> StoreResult<Vec<Row>> {
-    // Phones are digits and `+`; an address with the separator in it is
-    // left out rather than split.
-    let addresses: Vec<&str> = addresses
-        .iter()
-        .copied()
-        .filter(|a| !a.contains(UNIT_SEPARATOR))
-        .collect();
-    let sql = format!(
-        "SELECT ticket_no, citizen_phone, address, category, title, content FROM tickets \
-         WHERE created_at >= $1 AND state <> $2 \
-         AND (citizen_phone = ANY(string_to_array($3, ',')) \
-              OR address = ANY(string_to_array($4, chr({})))) \
-         ORDER BY id LIMIT {MAX_EARLIER}",
-        UNIT_SEPARATOR as u32
-    );
-    let rows = conn
-        .query_all_raw(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            sql,
-            [
-                window_start(now).into(),
-                TicketState::Merged.as_str().into(),
-                phones.join(",").into(),
-                addresses.join(&UNIT_SEPARATOR.to_string()).into(),
-            ],
-        ))
-        .await?;
-    rows.iter()
-        .map(|r| {
-            Ok((
-                r.try_get_by_index(0)?,
-                r.try_get_by_index(1)?,
-                r.try_get_by_index(2)?,
-                r.try_get_by_index(3)?,
-                r.try_get_by_index(4)?,
-                r.try_get_by_index(5)?,
-            ))
-        })
-        .collect()
 }

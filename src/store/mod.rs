@@ -8,6 +8,7 @@ pub mod entities;
 pub mod escalations;
 pub mod hotspots;
 pub mod intake;
+pub mod intake_pg;
 pub mod open311;
 pub mod outbox;
 pub mod pages;
@@ -95,8 +96,11 @@ pub struct Store {
     /// "database is locked" retries into a short queue.
     write_lock: Option<Arc<Mutex<()>>>,
     /// PostgreSQL only: a small pool whose sessions commit asynchronously,
-    /// for allocating ticket numbers (see `tickets::create_batch`).
+    /// for allocating ticket numbers (see `intake_pg`).
     pub(crate) alloc_db: Option<DatabaseConnection>,
+    /// PostgreSQL only: the sessions that write registered tickets (see
+    /// `intake_pg`).
+    intake_db: Option<DatabaseConnection>,
 }
 
 /// A write transaction, holding the SQLite write lock while it lives.
@@ -139,33 +143,44 @@ impl Store {
                 .create_if_missing(true)
         });
         let db = Database::connect(opt).await?;
-        let alloc_db = if db.get_database_backend() == DbBackend::Postgres {
-            let mut opt = ConnectOptions::new(url.to_owned());
-            opt.max_connections(4)
-                .min_connections(1)
-                .connect_timeout(Duration::from_secs(5))
-                .acquire_timeout(Duration::from_secs(10))
-                .sqlx_logging(false);
-            // Custom plans: these sessions run the intake's look-ups
-            // (existing external ids, possible repeats) thousands of times
-            // while `tickets` grows faster than autovacuum analyses it, and
-            // a generic plan cached while the table was small stays a scan
-            // of the whole table for good.
-            opt.map_sqlx_postgres_opts(|o| {
-                o.options([
-                    ("synchronous_commit", "off"),
-                    ("jit", "off"),
-                    ("plan_cache_mode", "force_custom_plan"),
-                ])
-            });
-            Some(Database::connect(opt).await?)
+        let (alloc_db, intake_db) = if db.get_database_backend() == DbBackend::Postgres {
+            // The intake's sessions (`intake_pg`): generic plans, never a
+            // sequential scan, and no round trip to test a connection before
+            // each use (a broken one fails its batch, which is then retried
+            // appeal by appeal on other connections). Number allocation
+            // commits asynchronously: WAL is flushed in order, so a committed
+            // ticket makes its number's allocation durable too, and an
+            // allocation lost in a crash was never used.
+            let intake_pool = |min: u32, asynchronous: bool| {
+                let mut opt = ConnectOptions::new(url.to_owned());
+                opt.max_connections(4)
+                    .min_connections(min)
+                    .connect_timeout(Duration::from_secs(5))
+                    .acquire_timeout(Duration::from_secs(10))
+                    .test_before_acquire(false)
+                    .sqlx_logging(false);
+                opt.map_sqlx_postgres_opts(move |o| {
+                    let o = o.options(intake_pg::SESSION_OPTIONS);
+                    if asynchronous {
+                        o.options([("synchronous_commit", "off")])
+                    } else {
+                        o
+                    }
+                });
+                opt
+            };
+            (
+                Some(Database::connect(intake_pool(1, true)).await?),
+                Some(Database::connect(intake_pool(0, false)).await?),
+            )
         } else {
-            None
+            (None, None)
         };
         Ok(Store {
             db,
             write_lock: sqlite.then(|| Arc::new(Mutex::new(()))),
             alloc_db,
+            intake_db,
         })
     }
 

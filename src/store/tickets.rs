@@ -118,7 +118,7 @@ pub enum SideEffect {
 
 const QUERY_CODE_ALPHABET: &[u8] = b"23456789ABCDEFGHJKLMNPQRSTUVWXYZ";
 
-fn query_code() -> String {
+pub(super) fn query_code() -> String {
     let mut rng = rand::thread_rng();
     (0..6)
         .map(|_| QUERY_CODE_ALPHABET[rng.gen_range(0..QUERY_CODE_ALPHABET.len())] as char)
@@ -222,7 +222,10 @@ pub(crate) fn event_model(
 }
 
 /// What registering `items` at `now` adds to the figures (受理量).
-fn creation_rollup<'a>(items: impl Iterator<Item = &'a NewAppeal>, now: DateTime<Utc>) -> Rollup {
+pub(super) fn creation_rollup<'a>(
+    items: impl Iterator<Item = &'a NewAppeal>,
+    now: DateTime<Utc>,
+) -> Rollup {
     let created = EventDraft {
         kind: EventKind::Created,
         from_state: None,
@@ -361,46 +364,6 @@ async fn prepare<C: ConnectionTrait>(
     })
 }
 
-/// PostgreSQL: inserts the tickets and their `created` events in one
-/// statement; the payload matches what `insert_created_events` writes.
-async fn insert_with_created_events_pg(
-    db: &sea_orm::DatabaseConnection,
-    models: Vec<ticket::ActiveModel>,
-    rollup: &Rollup,
-    shard: i16,
-) -> StoreResult<Vec<ticket::Model>> {
-    use sea_orm::{FromQueryResult, QueryTrait};
-    let mut insert = ticket::Entity::insert_many(models).into_query();
-    insert.returning_all();
-    let (sql, mut values) = insert.build(sea_orm::sea_query::PostgresQueryBuilder);
-    // The intake figures go into the rollups in the same statement.
-    let rows: Vec<_> = rollup.iter().collect();
-    let (stats_sql, stats_values) = super::stats::upsert_statement(
-        sea_orm::DbBackend::Postgres,
-        &rows,
-        values.0.len() + 1,
-        shard,
-    );
-    values.0.extend(stats_values);
-    let sql = format!(
-        "WITH t AS ({sql}), e AS (\
-         INSERT INTO ticket_events (ticket_id, at, actor, kind, from_state, to_state, department, payload) \
-         SELECT id, created_at, created_by, 'created', NULL, 'registered', NULL, \
-         json_build_object('ticket_no', ticket_no, 'channel', channel, 'category', category, 'urgency', urgency)::text \
-         FROM t), s AS ({stats_sql}) SELECT * FROM t"
-    );
-    let rows = db
-        .query_all_raw(Statement::from_sql_and_values(
-            sea_orm::DbBackend::Postgres,
-            sql,
-            values.0,
-        ))
-        .await?;
-    rows.iter()
-        .map(|r| ticket::Model::from_query_result(r, "").map_err(StoreError::from))
-        .collect()
-}
-
 impl Store {
     /// Registers appeals in one transaction (group commit), giving each a
     /// ticket number from the daily sequence. An appeal whose
@@ -483,23 +446,12 @@ impl Store {
         now: DateTime<Utc>,
         shard: i16,
     ) -> StoreResult<Vec<Created>> {
-        // On PostgreSQL the look-up and the numbers are taken first, in their
-        // own statements, so the sequence row is locked only for a moment;
-        // the tickets and their `created` events are then written by one
-        // statement (one round trip, atomic on its own), and several writers
-        // do this in parallel. A failed batch leaves a gap in the day's
-        // numbers; it never repeats one. SQLite has one writer anyway and
-        // keeps everything in one transaction.
-        let (w, prepared) = if let Some(alloc) = &self.alloc_db {
-            // Asynchronous commit is safe here: WAL is flushed in order, so a
-            // committed ticket makes its number's allocation durable too, and
-            // an allocation lost in a crash was never used.
-            (None, prepare(alloc, items, now).await?)
-        } else {
-            let w = self.begin_write().await?;
-            let p = prepare(&w.txn, items, now).await?;
-            (Some(w), p)
-        };
+        if self.alloc_db.is_some() {
+            return self.create_batch_pg(items, now, shard).await;
+        }
+        // SQLite: one writer, everything in one transaction.
+        let w = self.begin_write().await?;
+        let prepared = prepare(&w.txn, items, now).await?;
         let Prepared {
             existing,
             fresh,
@@ -565,17 +517,12 @@ impl Store {
             });
         }
 
-        let inserted: Vec<ticket::Model> = match &w {
-            _ if models.is_empty() => Vec::new(),
-            None => {
-                let rollup = creation_rollup(fresh.iter().map(|i| &items[*i]), now);
-                insert_with_created_events_pg(&self.db, models, &rollup, shard).await?
-            }
-            Some(w) => {
-                ticket::Entity::insert_many(models)
-                    .exec_with_returning(&w.txn)
-                    .await?
-            }
+        let inserted: Vec<ticket::Model> = if models.is_empty() {
+            Vec::new()
+        } else {
+            ticket::Entity::insert_many(models)
+                .exec_with_returning(&w.txn)
+                .await?
         };
         let by_no: HashMap<&str, &ticket::Model> =
             inserted.iter().map(|t| (t.ticket_no.as_str(), t)).collect();
@@ -598,13 +545,11 @@ impl Store {
             created_for.insert(*idx, (*t).clone());
         }
 
-        if let Some(w) = w {
-            self.insert_created_events(&w.txn, items, &fresh, &created_for, now)
-                .await?;
-            let rollup = creation_rollup(fresh.iter().map(|i| &items[*i]), now);
-            write_rollup(&w.txn, &rollup).await?;
-            w.commit().await?;
-        }
+        self.insert_created_events(&w.txn, items, &fresh, &created_for, now)
+            .await?;
+        let rollup = creation_rollup(fresh.iter().map(|i| &items[*i]), now);
+        write_rollup(&w.txn, &rollup).await?;
+        w.commit().await?;
 
         let mut out = Vec::with_capacity(items.len());
         for (idx, i) in items.iter().enumerate() {

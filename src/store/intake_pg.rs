@@ -1,0 +1,429 @@
+//! Ticket registration on PostgreSQL: a batch of appeals in two round trips,
+//! each one statement whose text never changes with the batch (the rows
+//! travel as arrays), so every session prepares and plans it once.
+//!
+//! 1. On the number-allocation sessions (asynchronous commit): the daily
+//!    sequence numbers for every channel of the batch and the earlier
+//!    tickets the appeals may repeat, in one statement. (A batch with
+//!    external ids first looks up those already registered, so that a
+//!    repeated push does not take a number.)
+//! 2. On the intake sessions: the tickets, their `created` events and the
+//!    intake figures in one statement, committed durably.
+//!
+//! The statements run with generic plans on sessions where sequential scans
+//! are off: the only way they may read `tickets` is through an index, so a
+//! plan made while the table was small (a fresh database grows faster than
+//! autovacuum analyses it) cannot turn into a scan of the whole table later.
+
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock};
+
+use chrono::{DateTime, Utc};
+use sea_orm::sqlx::{self, Row};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+
+use super::duplicates::{MAX_EARLIER, Repeat, Row as Earlier, match_earlier};
+use super::entities::ticket;
+use super::tickets::{Created, creation_rollup, query_code};
+use super::{Store, StoreError, StoreResult};
+use crate::domain::appeal::NewAppeal;
+use crate::domain::calendar::city_tz;
+use crate::domain::duplicates::window_start;
+use crate::domain::figures::Col;
+use crate::domain::types::{Channel, TicketNo, TicketState};
+
+/// Session settings of the allocation and intake pools (see the module
+/// comment); `jit` is off everywhere (see `Store::connect`). With
+/// sequential scans, hash and merge joins off, the earlier tickets can only
+/// be read by a nested loop over the batch's phones (addresses) probing
+/// their index.
+pub const SESSION_OPTIONS: [(&str, &str); 5] = [
+    ("jit", "off"),
+    ("enable_seqscan", "off"),
+    ("enable_hashjoin", "off"),
+    ("enable_mergejoin", "off"),
+    ("plan_cache_mode", "force_generic_plan"),
+];
+
+fn db_err(e: sqlx::Error) -> StoreError {
+    StoreError::Db(sea_orm::DbErr::Query(sea_orm::RuntimeErr::SqlxError(
+        Arc::new(e),
+    )))
+}
+
+/// Round trip 1: numbers for `$2` channels (`$3` each) on day `$1`, and the
+/// tickets since `$4` with a phone in `$5` or an address in `$6`. Sequence
+/// rows come back with `last` set, earlier tickets (oldest first) without.
+/// The window is written as a row comparison led by the phone (address),
+/// which only an index led by that column can serve: no plan can read the
+/// window through the index on `created_at` alone, which a plan made on an
+/// empty table preferred and which then read every ticket of the last three
+/// days for each batch.
+pub static ALLOCATE: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH s AS (\
+           INSERT INTO ticket_sequences (day, channel, last) \
+           SELECT $1, u.c, u.n FROM unnest($2::text[], $3::int8[]) AS u(c, n) \
+           ON CONFLICT (day, channel) DO UPDATE SET last = ticket_sequences.last + excluded.last \
+           RETURNING channel, last), \
+         r AS MATERIALIZED (\
+           SELECT t.id, t.ticket_no, t.citizen_phone, t.address, t.category, t.title, t.content \
+           FROM unnest($5::text[]) AS k(phone) JOIN tickets t ON t.citizen_phone = k.phone \
+           WHERE (t.citizen_phone, t.created_at) >= (k.phone, $4) AND t.state <> '{merged}' \
+           UNION \
+           SELECT t.id, t.ticket_no, t.citizen_phone, t.address, t.category, t.title, t.content \
+           FROM unnest($6::text[]) AS k(address) JOIN tickets t ON t.address = k.address \
+           WHERE (t.address, t.created_at) >= (k.address, $4) AND t.state <> '{merged}') \
+         SELECT channel::text, last, NULL::text, NULL::text, NULL::text, NULL::text, NULL::text, NULL::text FROM s \
+         UNION ALL \
+         (SELECT NULL::text, NULL::int8, ticket_no::text, citizen_phone::text, address::text, \
+                 category::text, title::text, content::text \
+          FROM r ORDER BY id LIMIT {MAX_EARLIER})",
+        merged = TicketState::Merged.as_str(),
+    )
+});
+
+/// Registered tickets among `$1` external ids × `$2` channels.
+const EXISTING: &str = "SELECT t.id FROM tickets t \
+     JOIN unnest($1::text[], $2::text[]) AS k(external_id, channel) \
+       ON t.external_id = k.external_id AND t.channel = k.channel";
+
+/// Round trip 2: the tickets (`$1`…`$14` per ticket, `$15` the instant),
+/// their `created` events (the payload `insert_created_events` writes on
+/// SQLite) and the rollup rows (`$16`… per row) in one statement.
+static INSERT: LazyLock<String> = LazyLock::new(|| {
+    let cols: Vec<&str> = Col::ALL.iter().map(|c| c.name()).collect();
+    let counters: Vec<String> = (0..cols.len())
+        .map(|k| format!("${}::int8[]", 21 + k))
+        .collect();
+    let sets: Vec<String> = cols
+        .iter()
+        .map(|c| format!("{c} = stats_daily.{c} + excluded.{c}"))
+        .collect();
+    format!(
+        "WITH t AS (\
+           INSERT INTO tickets (ticket_no, query_code, channel, external_id, category, urgency, \
+             title, content, citizen_name, citizen_phone, address, district, created_by, \
+             possible_duplicate_of, state, co_departments, created_at, updated_at, \
+             escalation_level, rework_count, return_count, extension_count, final_dispatch, version) \
+           SELECT u.*, '{registered}', '[]', $15, $15, 0, 0, 0, 0, false, 0 \
+           FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], \
+                       $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], \
+                       $13::text[], $14::text[]) AS u \
+           RETURNING id, ticket_no, channel, category, urgency, created_by, created_at), \
+         e AS (\
+           INSERT INTO ticket_events (ticket_id, at, actor, kind, from_state, to_state, department, payload) \
+           SELECT id, created_at, created_by, 'created', NULL, '{registered}', NULL, \
+             json_build_object('ticket_no', ticket_no, 'channel', channel, 'category', category, \
+                               'urgency', urgency)::text \
+           FROM t), \
+         s AS (\
+           INSERT INTO stats_daily (dim, day, department, value, shard, {cols}) \
+           SELECT * FROM unnest($16::text[], $17::int4[], $18::text[], $19::text[], $20::int2[], {counters}) \
+           ON CONFLICT (dim, day, department, value, shard) DO UPDATE SET {sets}) \
+         SELECT id, ticket_no::text FROM t",
+        registered = TicketState::Registered.as_str(),
+        cols = cols.join(", "),
+        counters = counters.join(", "),
+        sets = sets.join(", "),
+    )
+});
+
+impl Store {
+    /// The PostgreSQL side of [`Store::create_tickets_on`]: one batch, all
+    /// or nothing (a failed batch leaves a gap in the day's numbers; it never
+    /// repeats one).
+    pub(super) async fn create_batch_pg(
+        &self,
+        items: &[NewAppeal],
+        now: DateTime<Utc>,
+        shard: i16,
+    ) -> StoreResult<Vec<Created>> {
+        let (Some(alloc), Some(intake)) = (&self.alloc_db, &self.intake_db) else {
+            return Err(StoreError::Conflict("not a PostgreSQL store".into()));
+        };
+        let alloc = alloc.get_postgres_connection_pool();
+        let intake = intake.get_postgres_connection_pool();
+
+        // The first appeal of each external id is a candidate; already
+        // registered ones answer with their ticket.
+        let mut first_of: HashMap<(Channel, &str), usize> = HashMap::new();
+        let mut candidates: Vec<usize> = Vec::with_capacity(items.len());
+        for (idx, i) in items.iter().enumerate() {
+            match &i.external_id {
+                Some(ext) => {
+                    if first_of.contains_key(&(i.channel, ext.as_str())) {
+                        continue;
+                    }
+                    first_of.insert((i.channel, ext.as_str()), idx);
+                    candidates.push(idx);
+                }
+                None => candidates.push(idx),
+            }
+        }
+        let mut existing: HashMap<(Channel, String), ticket::Model> = HashMap::new();
+        if !first_of.is_empty() {
+            let (exts, channels): (Vec<&str>, Vec<&str>) =
+                first_of.keys().map(|(ch, ext)| (*ext, ch.as_str())).unzip();
+            let ids: Vec<i64> = sqlx::query_scalar(EXISTING)
+                .bind(exts)
+                .bind(channels)
+                .fetch_all(alloc)
+                .await
+                .map_err(db_err)?;
+            if !ids.is_empty() {
+                let found = ticket::Entity::find()
+                    .filter(ticket::Column::Id.is_in(ids))
+                    .all(&self.db)
+                    .await?;
+                for t in found {
+                    let ch = t
+                        .channel
+                        .parse::<Channel>()
+                        .map_err(|_| StoreError::Corrupt(format!("channel `{}`", t.channel)))?;
+                    if let Some(ext) = t.external_id.clone() {
+                        existing.insert((ch, ext), t);
+                    }
+                }
+            }
+        }
+        let fresh: Vec<usize> = candidates
+            .into_iter()
+            .filter(|idx| {
+                let i = &items[*idx];
+                i.external_id
+                    .as_ref()
+                    .is_none_or(|e| !existing.contains_key(&(i.channel, e.clone())))
+            })
+            .collect();
+
+        let mut created_for: HashMap<usize, ticket::Model> = HashMap::new();
+        if !fresh.is_empty() {
+            created_for = self
+                .insert_fresh(alloc, intake, items, &fresh, now, shard)
+                .await?;
+        }
+
+        items
+            .iter()
+            .enumerate()
+            .map(|(idx, i)| {
+                if let Some(t) = created_for.get(&idx) {
+                    return Ok(Created {
+                        ticket: t.clone(),
+                        created: true,
+                    });
+                }
+                let ext = i
+                    .external_id
+                    .as_deref()
+                    .ok_or_else(|| StoreError::Corrupt("appeal without result".into()))?;
+                let t = existing
+                    .get(&(i.channel, ext.to_owned()))
+                    .or_else(|| {
+                        first_of
+                            .get(&(i.channel, ext))
+                            .and_then(|f| created_for.get(f))
+                    })
+                    .cloned()
+                    .ok_or_else(|| StoreError::Corrupt("appeal without result".into()))?;
+                Ok(Created {
+                    ticket: t,
+                    created: false,
+                })
+            })
+            .collect()
+    }
+
+    /// Numbers, repeats and rows for the `fresh` appeals of `items`.
+    async fn insert_fresh(
+        &self,
+        alloc: &sqlx::PgPool,
+        intake: &sqlx::PgPool,
+        items: &[NewAppeal],
+        fresh: &[usize],
+        now: DateTime<Utc>,
+        shard: i16,
+    ) -> StoreResult<HashMap<usize, ticket::Model>> {
+        let day = now.with_timezone(&city_tz()).date_naive();
+        let day_key = day.format("%Y%m%d").to_string();
+        // Channels in one order for every writer: rows locked alike.
+        let mut per_channel: Vec<(Channel, i64)> = Vec::new();
+        for idx in fresh {
+            let ch = items[*idx].channel;
+            match per_channel.iter_mut().find(|(c, _)| *c == ch) {
+                Some((_, n)) => *n += 1,
+                None => per_channel.push((ch, 1)),
+            }
+        }
+        per_channel.sort_by_key(|(c, _)| c.as_str());
+        let fresh_items: Vec<&NewAppeal> = fresh.iter().map(|i| &items[*i]).collect();
+        let mut phones: Vec<&str> = fresh_items
+            .iter()
+            .filter_map(|i| i.citizen_phone.as_deref())
+            .collect();
+        phones.sort_unstable();
+        phones.dedup();
+        let mut addresses: Vec<&str> = fresh_items
+            .iter()
+            .filter_map(|i| i.address.as_deref())
+            .collect();
+        addresses.sort_unstable();
+        addresses.dedup();
+
+        let rows = sqlx::query(ALLOCATE.as_str())
+            .bind(&day_key)
+            .bind(
+                per_channel
+                    .iter()
+                    .map(|(c, _)| c.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(per_channel.iter().map(|(_, n)| *n).collect::<Vec<_>>())
+            .bind(window_start(now))
+            .bind(phones)
+            .bind(addresses)
+            .fetch_all(alloc)
+            .await
+            .map_err(db_err)?;
+        let mut next_seq: HashMap<Channel, i64> = HashMap::new();
+        let mut earlier: Vec<Earlier> = Vec::new();
+        for r in rows {
+            let last: Option<i64> = r.try_get(1).map_err(db_err)?;
+            if let Some(last) = last {
+                let ch: String = r.try_get(0).map_err(db_err)?;
+                let ch = ch
+                    .parse::<Channel>()
+                    .map_err(|_| StoreError::Corrupt(format!("channel `{ch}`")))?;
+                if last > 999_999 {
+                    return Err(StoreError::Conflict(format!(
+                        "the daily sequence for {ch} on {day_key} is exhausted"
+                    )));
+                }
+                let n = per_channel
+                    .iter()
+                    .find(|(c, _)| *c == ch)
+                    .map_or(0, |(_, n)| *n);
+                next_seq.insert(ch, last - n + 1);
+            } else {
+                earlier.push((
+                    r.try_get(2).map_err(db_err)?,
+                    r.try_get(3).map_err(db_err)?,
+                    r.try_get(4).map_err(db_err)?,
+                    r.try_get(5).map_err(db_err)?,
+                    r.try_get(6).map_err(db_err)?,
+                    r.try_get(7).map_err(db_err)?,
+                ));
+            }
+        }
+        let repeats = match_earlier(&fresh_items, &earlier);
+
+        // The rows, column by column.
+        let n = fresh.len();
+        let mut numbers: Vec<String> = Vec::with_capacity(n);
+        let mut codes: Vec<String> = Vec::with_capacity(n);
+        let mut dup: Vec<Option<String>> = Vec::with_capacity(n);
+        for (k, i) in fresh_items.iter().enumerate() {
+            let seq = next_seq
+                .get_mut(&i.channel)
+                .ok_or_else(|| StoreError::Corrupt("no sequence for a channel".into()))?;
+            numbers.push(
+                TicketNo::new(day, i.channel, *seq as u32)
+                    .as_str()
+                    .to_owned(),
+            );
+            *seq += 1;
+            codes.push(query_code());
+            dup.push(match &repeats[k] {
+                Some(Repeat::Stored(no)) => Some(no.clone()),
+                Some(Repeat::InBatch(j)) => Some(numbers[*j].clone()),
+                None => None,
+            });
+        }
+        let col = |f: fn(&NewAppeal) -> Option<&str>| -> Vec<Option<&str>> {
+            fresh_items.iter().map(|i| f(i)).collect()
+        };
+        let rollup = creation_rollup(fresh_items.iter().copied(), now);
+        let mut q = sqlx::query(INSERT.as_str())
+            .bind(&numbers)
+            .bind(&codes)
+            .bind(col(|i| Some(i.channel.as_str())))
+            .bind(col(|i| i.external_id.as_deref()))
+            .bind(col(|i| Some(i.category.as_str())))
+            .bind(col(|i| Some(i.urgency.as_str())))
+            .bind(col(|i| Some(i.title.as_str())))
+            .bind(col(|i| Some(i.content.as_str())))
+            .bind(col(|i| i.citizen_name.as_deref()))
+            .bind(col(|i| i.citizen_phone.as_deref()))
+            .bind(col(|i| i.address.as_deref()))
+            .bind(col(|i| i.district.as_ref().map(|d| d.as_str())))
+            .bind(col(|i| Some(i.created_by.as_str())))
+            .bind(&dup)
+            .bind(now)
+            .bind(rollup.keys().map(|k| k.0.as_str()).collect::<Vec<_>>())
+            .bind(rollup.keys().map(|k| k.1).collect::<Vec<i32>>())
+            .bind(rollup.keys().map(|k| k.2.as_str()).collect::<Vec<_>>())
+            .bind(rollup.keys().map(|k| k.3.as_str()).collect::<Vec<_>>())
+            .bind(vec![shard; rollup.len()]);
+        for c in 0..Col::ALL.len() {
+            q = q.bind(rollup.values().map(|v| v.0[c]).collect::<Vec<i64>>());
+        }
+        let inserted = q.fetch_all(intake).await.map_err(db_err)?;
+        let mut id_of: HashMap<String, i64> = HashMap::with_capacity(inserted.len());
+        for r in inserted {
+            id_of.insert(r.try_get(1).map_err(db_err)?, r.try_get(0).map_err(db_err)?);
+        }
+
+        // The stored rows, as `RETURNING *` would give them.
+        let mut out = HashMap::with_capacity(n);
+        for (k, (idx, i)) in fresh.iter().zip(&fresh_items).enumerate() {
+            let id = *id_of
+                .get(&numbers[k])
+                .ok_or_else(|| StoreError::Corrupt(format!("{} was not inserted", numbers[k])))?;
+            out.insert(
+                *idx,
+                ticket::Model {
+                    id,
+                    ticket_no: numbers[k].clone(),
+                    query_code: codes[k].clone(),
+                    channel: i.channel.as_str().to_owned(),
+                    external_id: i.external_id.clone(),
+                    category: i.category.as_str().to_owned(),
+                    urgency: i.urgency.as_str().to_owned(),
+                    title: i.title.clone(),
+                    content: i.content.clone(),
+                    citizen_name: i.citizen_name.clone(),
+                    citizen_phone: i.citizen_phone.clone(),
+                    address: i.address.clone(),
+                    district: i.district.as_ref().map(|d| d.as_str().to_owned()),
+                    state: TicketState::Registered.as_str().to_owned(),
+                    resolution: None,
+                    merged_into: None,
+                    department: None,
+                    co_departments: "[]".to_owned(),
+                    created_by: i.created_by.clone(),
+                    created_at: now,
+                    updated_at: now,
+                    dispatched_at: None,
+                    signed_at: None,
+                    replied_at: None,
+                    closed_at: None,
+                    sign_due_at: None,
+                    reply_due_at: None,
+                    next_check_at: None,
+                    escalation_level: 0,
+                    rework_count: 0,
+                    return_count: 0,
+                    extension_count: 0,
+                    final_dispatch: false,
+                    reply_content: None,
+                    reply_resolved: None,
+                    satisfaction: None,
+                    version: 0,
+                    possible_duplicate_of: dup[k].clone(),
+                },
+            );
+        }
+        Ok(out)
+    }
+}
