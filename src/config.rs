@@ -95,7 +95,7 @@ pub struct ServerSettings {
 pub struct DatabaseSettings {
     pub url: String,
     pub max_connections: u32,
-    /// Registration writer tasks (group commit); 0 = 1 on SQLite, 4 on PostgreSQL.
+    /// Registration writer tasks (group commit); 0 = 1 on SQLite, 2 on PostgreSQL.
     pub intake_writers: usize,
     /// How long start-up keeps retrying an unreachable database (seconds).
     #[serde(default = "default_connect_retry")]

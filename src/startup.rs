@@ -211,7 +211,7 @@ impl Application {
     ) -> Result<Self, StartupError> {
         // SQLite has one writer; PostgreSQL commits several batches at once.
         let writers = match settings.database.intake_writers {
-            0 if store.backend() == sea_orm::DbBackend::Postgres => 4,
+            0 if store.backend() == sea_orm::DbBackend::Postgres => 2,
             0 => 1,
             n => n,
         };
