@@ -53,20 +53,27 @@ pub(super) async fn repeats<C: ConnectionTrait>(
     fresh: &[&NewAppeal],
     now: DateTime<Utc>,
 ) -> StoreResult<Vec<Option<Repeat>>> {
-    let mut phones: Vec<&str> = fresh
-        .iter()
-        .filter_map(|i| i.citizen_phone.as_deref())
-        .collect();
-    let mut addresses: Vec<&str> = fresh.iter().filter_map(|i| i.address.as_deref()).collect();
+    let (phones, addresses) = lookup_keys(fresh);
     if phones.is_empty() && addresses.is_empty() {
         return Ok(vec![None; fresh.len()]);
     }
-    phones.sort_unstable();
-    phones.dedup();
-    addresses.sort_unstable();
-    addresses.dedup();
     let rows = earlier(conn, phones, addresses, now).await?;
     Ok(match_earlier(fresh, &rows))
+}
+
+/// The distinct phones and addresses of `fresh`, sorted: what the earlier
+/// tickets are looked up by.
+pub(super) fn lookup_keys<'a>(fresh: &[&'a NewAppeal]) -> (Vec<&'a str>, Vec<&'a str>) {
+    let distinct = |key: fn(&'a NewAppeal) -> Option<&'a str>| {
+        let mut v: Vec<&'a str> = fresh.iter().filter_map(|i| key(i)).collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    };
+    (
+        distinct(|i| i.citizen_phone.as_deref()),
+        distinct(|i| i.address.as_deref()),
+    )
 }
 
 /// For each of `fresh` (in order), the first of the earlier stored `rows`

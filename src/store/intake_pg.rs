@@ -10,10 +10,13 @@
 //! 2. On the intake sessions: the tickets, their `created` events and the
 //!    intake figures in one statement, committed durably.
 //!
-//! The statements run with generic plans on sessions where sequential scans
-//! are off: the only way they may read `tickets` is through an index, so a
-//! plan made while the table was small (a fresh database grows faster than
-//! autovacuum analyses it) cannot turn into a scan of the whole table later.
+//! The statements run with generic plans, made once per session, on
+//! sessions where sequential scans, hash and merge joins are off, and the
+//! look-up of earlier tickets is written so that only the phone and address
+//! indexes can serve it (see [`ALLOCATE`]): a plan made while the table was
+//! small (a fresh database grows faster than autovacuum analyses it) cannot
+//! turn into a read of many tickets per batch later. A test checks the plan
+//! made on an empty table.
 
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};
@@ -22,7 +25,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::sqlx::{self, Row};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 
-use super::duplicates::{MAX_EARLIER, Repeat, Row as Earlier, match_earlier};
+use super::duplicates::{MAX_EARLIER, Repeat, Row as Earlier, lookup_keys, match_earlier};
 use super::entities::ticket;
 use super::tickets::{Created, creation_rollup, query_code};
 use super::{Store, StoreError, StoreResult};
@@ -258,18 +261,7 @@ impl Store {
         }
         per_channel.sort_by_key(|(c, _)| c.as_str());
         let fresh_items: Vec<&NewAppeal> = fresh.iter().map(|i| &items[*i]).collect();
-        let mut phones: Vec<&str> = fresh_items
-            .iter()
-            .filter_map(|i| i.citizen_phone.as_deref())
-            .collect();
-        phones.sort_unstable();
-        phones.dedup();
-        let mut addresses: Vec<&str> = fresh_items
-            .iter()
-            .filter_map(|i| i.address.as_deref())
-            .collect();
-        addresses.sort_unstable();
-        addresses.dedup();
+        let (phones, addresses) = lookup_keys(&fresh_items);
 
         let rows = sqlx::query(ALLOCATE.as_str())
             .bind(&day_key)
