@@ -145,8 +145,6 @@ impl Store {
         let (Some(alloc), Some(intake)) = (&self.alloc_db, &self.intake_db) else {
             return Err(StoreError::Conflict("not a PostgreSQL store".into()));
         };
-        let alloc = alloc.get_postgres_connection_pool();
-        let intake = intake.get_postgres_connection_pool();
 
         // The first appeal of each external id is a candidate; already
         // registered ones answer with their ticket.

@@ -24,6 +24,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use migration::{Migrator, MigratorTrait};
+use sea_orm::sqlx::PgPool;
+use sea_orm::sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
@@ -97,10 +99,10 @@ pub struct Store {
     write_lock: Option<Arc<Mutex<()>>>,
     /// PostgreSQL only: a small pool whose sessions commit asynchronously,
     /// for allocating ticket numbers (see `intake_pg`).
-    pub(crate) alloc_db: Option<DatabaseConnection>,
+    pub(crate) alloc_db: Option<PgPool>,
     /// PostgreSQL only: the sessions that write registered tickets (see
     /// `intake_pg`).
-    intake_db: Option<DatabaseConnection>,
+    intake_db: Option<PgPool>,
 }
 
 /// A write transaction, holding the SQLite write lock while it lives.
@@ -113,6 +115,36 @@ impl WriteTx<'_> {
     pub async fn commit(self) -> Result<(), DbErr> {
         self.txn.commit().await
     }
+}
+
+/// A pool for the intake's PostgreSQL sessions. A connection is used without
+/// the round trip that tests it, unless it has lain idle for a second or more:
+/// under load none has, and after an outage the ones the database dropped
+/// meanwhile are found dead and replaced before a batch is put on them.
+async fn intake_pool(url: &str, min: u32, asynchronous: bool) -> StoreResult<PgPool> {
+    let mut connect: PgConnectOptions = url
+        .parse()
+        .map_err(|e| DbErr::Custom(format!("database.url: {e}")))?;
+    connect = connect.options(intake_pg::SESSION_OPTIONS);
+    if asynchronous {
+        connect = connect.options([("synchronous_commit", "off")]);
+    }
+    PgPoolOptions::new()
+        .max_connections(4)
+        .min_connections(min)
+        .acquire_timeout(Duration::from_secs(10))
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= Duration::from_secs(1) {
+                    sea_orm::sqlx::Connection::ping(conn).await?;
+                }
+                Ok(true)
+            })
+        })
+        .connect_with(connect)
+        .await
+        .map_err(|e| StoreError::Db(DbErr::Conn(sea_orm::RuntimeErr::SqlxError(Arc::new(e)))))
 }
 
 impl Store {
@@ -145,33 +177,13 @@ impl Store {
         let db = Database::connect(opt).await?;
         let (alloc_db, intake_db) = if db.get_database_backend() == DbBackend::Postgres {
             // The intake's sessions (`intake_pg`): generic plans, never a
-            // sequential scan, and no round trip to test a connection before
-            // each use (a broken one fails its batch, which is then retried
-            // appeal by appeal on other connections). Number allocation
-            // commits asynchronously: WAL is flushed in order, so a committed
-            // ticket makes its number's allocation durable too, and an
-            // allocation lost in a crash was never used.
-            let intake_pool = |min: u32, asynchronous: bool| {
-                let mut opt = ConnectOptions::new(url.to_owned());
-                opt.max_connections(4)
-                    .min_connections(min)
-                    .connect_timeout(Duration::from_secs(5))
-                    .acquire_timeout(Duration::from_secs(10))
-                    .test_before_acquire(false)
-                    .sqlx_logging(false);
-                opt.map_sqlx_postgres_opts(move |o| {
-                    let o = o.options(intake_pg::SESSION_OPTIONS);
-                    if asynchronous {
-                        o.options([("synchronous_commit", "off")])
-                    } else {
-                        o
-                    }
-                });
-                opt
-            };
+            // sequential scan. Number allocation commits asynchronously: WAL
+            // is flushed in order, so a committed ticket makes its number's
+            // allocation durable too, and an allocation lost in a crash was
+            // never used.
             (
-                Some(Database::connect(intake_pool(1, true)).await?),
-                Some(Database::connect(intake_pool(0, false)).await?),
+                Some(intake_pool(url, 1, true).await?),
+                Some(intake_pool(url, 0, false).await?),
             )
         } else {
             (None, None)

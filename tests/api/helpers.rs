@@ -28,6 +28,14 @@ pub struct TestApp {
     _dir: tempfile::TempDir,
 }
 
+/// A test body that reads only some fields of its `TestApp` (say
+/// `app.app_state`) would, by Rust 2021's disjoint closure captures, let the
+/// rest drop at once: the temporary directory holding the SQLite file among
+/// it. A `Drop` impl makes every capture take the whole `TestApp`.
+impl Drop for TestApp {
+    fn drop(&mut self) {}
+}
+
 pub struct Resp {
     pub status: u16,
     pub content_type: String,
