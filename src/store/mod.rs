@@ -173,6 +173,13 @@ impl Store {
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_secs(10))
                 .create_if_missing(true)
+                // A multi-row INSERT keeps a statement journal to undo itself
+                // if a later row fails; in a temporary file that is a write
+                // system call per page, in memory it is a copy. A larger page
+                // cache (32 MiB, the default is 2) keeps the hot index pages
+                // of a busy day from being read back from the OS.
+                .pragma("temp_store", "memory")
+                .pragma("cache_size", "-32768")
         });
         let db = Database::connect(opt).await?;
         let (alloc_db, intake_db) = if db.get_database_backend() == DbBackend::Postgres {
