@@ -59,7 +59,7 @@ pub const TICKET_COLUMNS: &[&str] = &[
     "version",
 ];
 
-const EVENT_COLUMNS: &[&str] = &[
+pub(super) const EVENT_COLUMNS: &[&str] = &[
     "ticket_id",
     "at",
     "actor",
@@ -74,7 +74,7 @@ const SCOPE_COLUMNS: &[&str] = &["ticket_id", "department", "role", "since", "st
 
 /// One typed cell, written as a bound value (SQLite) or in COPY's binary
 /// format, which needs each integer at its column's width.
-enum Cell<'a> {
+pub(super) enum Cell<'a> {
     /// `bigint`
     Int(i64),
     /// `integer`
@@ -87,7 +87,7 @@ enum Cell<'a> {
     Null,
 }
 
-fn opt_text(s: &Option<String>) -> Cell<'_> {
+pub(super) fn opt_text(s: &Option<String>) -> Cell<'_> {
     s.as_deref().map_or(Cell::Null, Cell::Text)
 }
 
@@ -95,7 +95,7 @@ fn opt_time(t: Option<DateTime<Utc>>) -> Cell<'static> {
     t.map_or(Cell::Null, Cell::Time)
 }
 
-fn ticket_cells(t: &ticket::Model) -> [Cell<'_>; 37] {
+pub(super) fn ticket_cells(t: &ticket::Model) -> [Cell<'_>; 37] {
     [
         Cell::Int(t.id),
         Cell::Text(&t.ticket_no),
@@ -137,7 +137,7 @@ fn ticket_cells(t: &ticket::Model) -> [Cell<'_>; 37] {
     ]
 }
 
-fn event_cells(e: &ticket_event::Model) -> [Cell<'_>; 8] {
+pub(super) fn event_cells(e: &ticket_event::Model) -> [Cell<'_>; 8] {
     [
         Cell::Int(e.ticket_id),
         Cell::Time(e.at),
@@ -234,7 +234,7 @@ impl BinaryCopy {
 }
 
 /// A rollup row's cells: its key, its shard when given, its counters.
-fn rollup_cells<'a>(
+pub(super) fn rollup_cells<'a>(
     cells: &mut Vec<Cell<'a>>,
     (dim, day, dept, value): &'a RollupKey,
     counts: &Counts,
@@ -401,10 +401,7 @@ impl Store {
             // value is built, copied and sent to sqlx's worker thread, row
             // by row. (This blocks the task for the batch; the loaders are
             // command-line tools.)
-            let _guard = match &self.write_lock {
-                Some(l) => Some(l.lock().await),
-                None => None,
-            };
+            let _guard = self.lock_writes().await;
             return load_sqlite_file(&file, batch, rollup);
         }
         self.bulk_insert_sqlite_pool(batch, rollup).await
@@ -480,6 +477,34 @@ impl rusqlite::ToSql for Cell<'_> {
     }
 }
 
+/// `INSERT INTO table (cols…) VALUES (?1, …)`, for rusqlite.
+pub(super) fn insert(table: &str, cols: &[&str]) -> String {
+    let marks: Vec<String> = (1..=cols.len()).map(|i| format!("?{i}")).collect();
+    format!(
+        "INSERT INTO {table} ({}) VALUES ({})",
+        cols.join(", "),
+        marks.join(", ")
+    )
+}
+
+/// Adds one row of [`rollup_cells`] (with its shard) to `stats_daily`, for
+/// rusqlite.
+pub(super) fn rollup_upsert_sqlite() -> String {
+    let cols: Vec<&str> = ["dim", "day", "department", "value", "shard"]
+        .into_iter()
+        .chain(Col::ALL.iter().map(|c| c.name()))
+        .collect();
+    let sets: Vec<String> = Col::ALL
+        .iter()
+        .map(|c| format!("{0} = stats_daily.{0} + excluded.{0}", c.name()))
+        .collect();
+    format!(
+        "{} ON CONFLICT (dim, day, department, value, shard) DO UPDATE SET {}",
+        insert("stats_daily", &cols),
+        sets.join(", ")
+    )
+}
+
 /// [`Store::bulk_insert`] into a SQLite file through rusqlite: one
 /// immediate transaction, one prepared statement per table, a row per
 /// execution.
@@ -502,14 +527,6 @@ fn load_sqlite_file(
     let tx = conn
         .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
         .map_err(db)?;
-    let insert = |table: &str, cols: &[&str]| {
-        let marks: Vec<String> = (1..=cols.len()).map(|i| format!("?{i}")).collect();
-        format!(
-            "INSERT INTO {table} ({}) VALUES ({})",
-            cols.join(", "),
-            marks.join(", ")
-        )
-    };
     {
         let mut st = tx.prepare(&insert("tickets", TICKET_COLUMNS)).map_err(db)?;
         for t in batch {
@@ -541,22 +558,8 @@ fn load_sqlite_file(
                 .map_err(db)?;
             }
         }
-        let cols: Vec<&str> = ["dim", "day", "department", "value", "shard"]
-            .into_iter()
-            .chain(Col::ALL.iter().map(|c| c.name()))
-            .collect();
-        let sets: Vec<String> = Col::ALL
-            .iter()
-            .map(|c| format!("{0} = stats_daily.{0} + excluded.{0}", c.name()))
-            .collect();
-        let mut st = tx
-            .prepare(&format!(
-                "{} ON CONFLICT (dim, day, department, value, shard) DO UPDATE SET {}",
-                insert("stats_daily", &cols),
-                sets.join(", ")
-            ))
-            .map_err(db)?;
-        let mut cells = Vec::with_capacity(cols.len());
+        let mut st = tx.prepare(&rollup_upsert_sqlite()).map_err(db)?;
+        let mut cells = Vec::new();
         for (key, counts) in rollup.iter().filter(|(_, c)| !c.is_zero()) {
             rollup_cells(&mut cells, key, counts, Some(0));
             st.execute(rusqlite::params_from_iter(cells.iter()))

@@ -3,16 +3,8 @@
 //! then the domain's comparison against those rows and against the appeals
 //! earlier in the same batch.
 
-use chrono::{DateTime, Utc};
-use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-};
-
-use super::StoreResult;
-use super::entities::ticket;
 use crate::domain::appeal::NewAppeal;
-use crate::domain::duplicates::{Appeal, Probe, first_repeated, window_start};
-use crate::domain::types::TicketState;
+use crate::domain::duplicates::{Appeal, Probe, first_repeated};
 
 /// Earlier tickets read per batch at most: a phone that filed more than this
 /// in three days is flagged against the first ones anyway.
@@ -45,21 +37,6 @@ pub(super) type Row = (
     String,
     String,
 );
-
-/// For each of `fresh` (in order), the earlier ticket it may repeat
-/// (SQLite; PostgreSQL reads the earlier tickets in `intake_pg`).
-pub(super) async fn repeats<C: ConnectionTrait>(
-    conn: &C,
-    fresh: &[&NewAppeal],
-    now: DateTime<Utc>,
-) -> StoreResult<Vec<Option<Repeat>>> {
-    let (phones, addresses) = lookup_keys(fresh);
-    if phones.is_empty() && addresses.is_empty() {
-        return Ok(vec![None; fresh.len()]);
-    }
-    let rows = earlier(conn, phones, addresses, now).await?;
-    Ok(match_earlier(fresh, &rows))
-}
 
 /// The distinct phones and addresses of `fresh`, sorted: what the earlier
 /// tickets are looked up by.
@@ -104,39 +81,4 @@ pub(super) fn match_earlier(fresh: &[&NewAppeal], rows: &[Row]) -> Vec<Option<Re
             first_repeated(probe, earlier).map(|(r, _)| r)
         })
         .collect()
-}
-
-/// The earlier tickets by the query builder: `IN (…)` lists.
-async fn earlier<C: ConnectionTrait>(
-    conn: &C,
-    phones: Vec<&str>,
-    addresses: Vec<&str>,
-    now: DateTime<Utc>,
-) -> StoreResult<Vec<Row>> {
-    use ticket::Column as C;
-    let mut keys = Condition::any();
-    if !phones.is_empty() {
-        keys = keys.add(C::CitizenPhone.is_in(phones));
-    }
-    if !addresses.is_empty() {
-        keys = keys.add(C::Address.is_in(addresses));
-    }
-    Ok(ticket::Entity::find()
-        .select_only()
-        .columns([
-            C::TicketNo,
-            C::CitizenPhone,
-            C::Address,
-            C::Category,
-            C::Title,
-            C::Content,
-        ])
-        .filter(C::CreatedAt.gte(window_start(now)))
-        .filter(C::State.ne(TicketState::Merged.as_str()))
-        .filter(keys)
-        .order_by_asc(C::Id)
-        .limit(MAX_EARLIER)
-        .into_tuple()
-        .all(conn)
-        .await?)
 }

@@ -27,7 +27,7 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 
 use super::duplicates::{MAX_EARLIER, Repeat, Row as Earlier, lookup_keys, match_earlier};
 use super::entities::ticket;
-use super::tickets::{Created, creation_rollup, query_code};
+use super::tickets::{Created, creation_rollup, query_code, registered_model};
 use super::{Store, StoreError, StoreResult};
 use crate::domain::appeal::NewAppeal;
 use crate::domain::calendar::city_tz;
@@ -92,7 +92,7 @@ const EXISTING: &str = "SELECT t.id FROM tickets t \
        ON t.external_id = k.external_id AND t.channel = k.channel";
 
 /// Round trip 2: the tickets (`$1`…`$14` per ticket, `$15` the instant),
-/// their `created` events (the payload `insert_created_events` writes on
+/// their `created` events (the payload `intake_sqlite` writes on
 /// SQLite) and the rollup rows (`$16`… per row) in one statement.
 static INSERT: LazyLock<String> = LazyLock::new(|| {
     let cols: Vec<&str> = Col::ALL.iter().map(|c| c.name()).collect();
@@ -372,46 +372,14 @@ impl Store {
                 .ok_or_else(|| StoreError::Corrupt(format!("{} was not inserted", numbers[k])))?;
             out.insert(
                 *idx,
-                ticket::Model {
+                registered_model(
                     id,
-                    ticket_no: numbers[k].clone(),
-                    query_code: codes[k].clone(),
-                    channel: i.channel.as_str().to_owned(),
-                    external_id: i.external_id.clone(),
-                    category: i.category.as_str().to_owned(),
-                    urgency: i.urgency.as_str().to_owned(),
-                    title: i.title.clone(),
-                    content: i.content.clone(),
-                    citizen_name: i.citizen_name.clone(),
-                    citizen_phone: i.citizen_phone.clone(),
-                    address: i.address.clone(),
-                    district: i.district.as_ref().map(|d| d.as_str().to_owned()),
-                    state: TicketState::Registered.as_str().to_owned(),
-                    resolution: None,
-                    merged_into: None,
-                    department: None,
-                    co_departments: "[]".to_owned(),
-                    created_by: i.created_by.clone(),
-                    created_at: now,
-                    updated_at: now,
-                    dispatched_at: None,
-                    signed_at: None,
-                    replied_at: None,
-                    closed_at: None,
-                    sign_due_at: None,
-                    reply_due_at: None,
-                    next_check_at: None,
-                    escalation_level: 0,
-                    rework_count: 0,
-                    return_count: 0,
-                    extension_count: 0,
-                    final_dispatch: false,
-                    reply_content: None,
-                    reply_resolved: None,
-                    satisfaction: None,
-                    version: 0,
-                    possible_duplicate_of: dup[k].clone(),
-                },
+                    numbers[k].clone(),
+                    codes[k].clone(),
+                    i,
+                    now,
+                    dup[k].clone(),
+                ),
             );
         }
         Ok(out)

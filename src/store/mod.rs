@@ -9,6 +9,7 @@ pub mod escalations;
 pub mod hotspots;
 pub mod intake;
 pub mod intake_pg;
+pub mod intake_sqlite;
 pub mod open311;
 pub mod outbox;
 pub mod pages;
@@ -103,6 +104,9 @@ pub struct Store {
     /// PostgreSQL only: the sessions that write registered tickets (see
     /// `intake_pg`).
     intake_db: Option<PgPool>,
+    /// SQLite only: the connection that registers tickets (see
+    /// `intake_sqlite`).
+    sqlite_writer: Option<Arc<intake_sqlite::SqliteWriter>>,
 }
 
 /// A write transaction, holding the SQLite write lock while it lives.
@@ -151,6 +155,12 @@ impl Store {
     /// Connects to `url` (`sqlite://…` or `postgres://…`).
     pub async fn connect(url: &str, max_connections: u32) -> StoreResult<Store> {
         let sqlite = url.starts_with("sqlite:");
+        if sqlite && sqlite_path(url).is_none() {
+            // Every pooled connection would open a database of its own.
+            return Err(StoreError::Db(DbErr::Custom(
+                "database.url: SQLite needs a database file, not an in-memory database".into(),
+            )));
+        }
         if sqlite
             && let Some(path) = sqlite_path(url)
             && let Some(parent) = std::path::Path::new(&path).parent()
@@ -198,6 +208,9 @@ impl Store {
         Ok(Store {
             db,
             write_lock: sqlite.then(|| Arc::new(Mutex::new(()))),
+            sqlite_writer: sqlite_path(url)
+                .filter(|_| sqlite)
+                .map(|p| Arc::new(intake_sqlite::SqliteWriter::new(p.into()))),
             alloc_db,
             intake_db,
         })
@@ -222,11 +235,17 @@ impl Store {
         Ok(())
     }
 
-    pub async fn begin_write(&self) -> Result<WriteTx<'_>, DbErr> {
-        let guard = match &self.write_lock {
+    /// SQLite: waits for and holds the in-process write lock (`None` on
+    /// PostgreSQL).
+    pub(crate) async fn lock_writes(&self) -> Option<MutexGuard<'_, ()>> {
+        match &self.write_lock {
             Some(l) => Some(l.lock().await),
             None => None,
-        };
+        }
+    }
+
+    pub async fn begin_write(&self) -> Result<WriteTx<'_>, DbErr> {
+        let guard = self.lock_writes().await;
         let txn = self.db.begin().await?;
         Ok(WriteTx { txn, _guard: guard })
     }

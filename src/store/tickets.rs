@@ -1,8 +1,6 @@
 //! Ticket storage: batched registration with daily numbers, compare-and-set
 //! transitions that append their event in the same transaction, scoped reads.
 
-use std::collections::HashMap;
-
 use chrono::{DateTime, Utc};
 use rand::Rng;
 use sea_orm::sea_query::{Expr, OnConflict};
@@ -12,15 +10,13 @@ use sea_orm::{
 };
 
 use super::entities::{extension, ticket, ticket_department, ticket_event};
-use super::stats::{dims_of, rollup_of, write_rollup};
-use super::{Store, StoreError, StoreResult, ph};
+use super::stats::{dims_of, rollup_of};
+use super::{Store, StoreError, StoreResult};
 use crate::domain::appeal::NewAppeal;
-use crate::domain::calendar::city_tz;
 use crate::domain::figures::{Rollup, TicketDims, add_facts, transition_facts};
 use crate::domain::lifecycle::{EventDraft, Ticket};
 use crate::domain::types::{
-    Category, Channel, EventKind, ExtensionStatus, Resolution, Satisfaction, TicketNo, TicketState,
-    Urgency,
+    Category, Channel, EventKind, ExtensionStatus, Resolution, Satisfaction, TicketState, Urgency,
 };
 
 /// The result of registering one appeal.
@@ -255,113 +251,55 @@ pub(super) fn creation_rollup<'a>(
     rollup
 }
 
-/// What a batch needs before its rows are written: which appeals already
-/// exist, which are fresh, and the first sequence number per channel.
-struct Prepared {
-    existing: HashMap<(Channel, String), ticket::Model>,
-    fresh: Vec<usize>,
-    first_of: HashMap<(Channel, String), usize>,
-    day: chrono::NaiveDate,
-    per_channel: HashMap<Channel, u32>,
-    next_seq: HashMap<Channel, i64>,
-    /// For each of `fresh`, the earlier ticket it may repeat.
-    repeats: Vec<Option<super::duplicates::Repeat>>,
-}
-
-async fn prepare<C: ConnectionTrait>(
-    txn: &C,
-    items: &[NewAppeal],
+/// The row a registered appeal becomes, as `RETURNING *` would give it.
+pub(super) fn registered_model(
+    id: i64,
+    ticket_no: String,
+    query_code: String,
+    i: &NewAppeal,
     now: DateTime<Utc>,
-) -> StoreResult<Prepared> {
-    // Idempotency: existing tickets for the external ids in the batch.
-    let mut existing: HashMap<(Channel, String), ticket::Model> = HashMap::new();
-    let keyed: Vec<&NewAppeal> = items.iter().filter(|i| i.external_id.is_some()).collect();
-    if !keyed.is_empty() {
-        let mut cond = Condition::any();
-        for i in &keyed {
-            cond = cond.add(
-                Condition::all()
-                    .add(ticket::Column::Channel.eq(i.channel.as_str()))
-                    .add(ticket::Column::ExternalId.eq(i.external_id.clone())),
-            );
-        }
-        for t in ticket::Entity::find().filter(cond).all(txn).await? {
-            let ch = parse::<Channel>("channel", &t.channel)?;
-            if let Some(ext) = t.external_id.clone() {
-                existing.insert((ch, ext), t);
-            }
-        }
+    possible_duplicate_of: Option<String>,
+) -> ticket::Model {
+    ticket::Model {
+        id,
+        ticket_no,
+        query_code,
+        channel: i.channel.as_str().to_owned(),
+        external_id: i.external_id.clone(),
+        category: i.category.as_str().to_owned(),
+        urgency: i.urgency.as_str().to_owned(),
+        title: i.title.clone(),
+        content: i.content.clone(),
+        citizen_name: i.citizen_name.clone(),
+        citizen_phone: i.citizen_phone.clone(),
+        address: i.address.clone(),
+        district: i.district.as_ref().map(|d| d.as_str().to_owned()),
+        state: TicketState::Registered.as_str().to_owned(),
+        resolution: None,
+        merged_into: None,
+        department: None,
+        co_departments: "[]".to_owned(),
+        created_by: i.created_by.clone(),
+        created_at: now,
+        updated_at: now,
+        dispatched_at: None,
+        signed_at: None,
+        replied_at: None,
+        closed_at: None,
+        sign_due_at: None,
+        reply_due_at: None,
+        next_check_at: None,
+        escalation_level: 0,
+        rework_count: 0,
+        return_count: 0,
+        extension_count: 0,
+        final_dispatch: false,
+        reply_content: None,
+        reply_resolved: None,
+        satisfaction: None,
+        version: 0,
+        possible_duplicate_of,
     }
-
-    // Which items become new tickets (first of each external id only).
-    let mut fresh: Vec<usize> = Vec::new();
-    let mut first_of: HashMap<(Channel, String), usize> = HashMap::new();
-    for (idx, i) in items.iter().enumerate() {
-        match &i.external_id {
-            Some(ext) => {
-                let key = (i.channel, ext.clone());
-                if existing.contains_key(&key) || first_of.contains_key(&key) {
-                    continue;
-                }
-                first_of.insert(key, idx);
-                fresh.push(idx);
-            }
-            None => fresh.push(idx),
-        }
-    }
-
-    // Possible repeats (重复件): one indexed query for the whole batch.
-    let fresh_items: Vec<&NewAppeal> = fresh.iter().map(|i| &items[*i]).collect();
-    let repeats = super::duplicates::repeats(txn, &fresh_items, now).await?;
-
-    // Daily sequence numbers, one upsert per channel in the batch.
-    let day = now.with_timezone(&city_tz()).date_naive();
-    let day_key = day.format("%Y%m%d").to_string();
-    let mut per_channel: HashMap<Channel, u32> = HashMap::new();
-    for idx in &fresh {
-        *per_channel.entry(items[*idx].channel).or_default() += 1;
-    }
-    let mut next_seq: HashMap<Channel, i64> = HashMap::new();
-    let b = txn.get_database_backend();
-    for (ch, n) in &per_channel {
-        let sql = format!(
-            "INSERT INTO ticket_sequences (day, channel, last) VALUES ({}, {}, {}) \
-             ON CONFLICT (day, channel) DO UPDATE SET last = ticket_sequences.last + excluded.last \
-             RETURNING last",
-            ph(b, 1),
-            ph(b, 2),
-            ph(b, 3)
-        );
-        let row = txn
-            .query_one_raw(Statement::from_sql_and_values(
-                b,
-                sql,
-                [
-                    day_key.clone().into(),
-                    ch.as_str().into(),
-                    i64::from(*n).into(),
-                ],
-            ))
-            .await?
-            .ok_or_else(|| StoreError::Corrupt("sequence upsert returned nothing".into()))?;
-        let last: i64 = row.try_get_by_index(0)?;
-        if last > 999_999 {
-            return Err(StoreError::Conflict(format!(
-                "the daily sequence for {ch} on {day_key} is exhausted"
-            )));
-        }
-        next_seq.insert(*ch, last - i64::from(*n) + 1);
-    }
-
-    Ok(Prepared {
-        existing,
-        fresh,
-        first_of,
-        day,
-        per_channel,
-        next_seq,
-        repeats,
-    })
 }
 
 impl Store {
@@ -449,169 +387,10 @@ impl Store {
         if self.alloc_db.is_some() {
             return self.create_batch_pg(items, now, shard).await;
         }
-        // SQLite: one writer, everything in one transaction.
-        let w = self.begin_write().await?;
-        let prepared = prepare(&w.txn, items, now).await?;
-        let Prepared {
-            existing,
-            fresh,
-            first_of,
-            day,
-            per_channel,
-            mut next_seq,
-            repeats,
-        } = prepared;
-
-        let mut models = Vec::with_capacity(fresh.len());
-        let mut numbers: Vec<String> = Vec::with_capacity(fresh.len());
-        for (k, idx) in fresh.iter().enumerate() {
-            let i = &items[*idx];
-            let seq = next_seq.entry(i.channel).or_insert(1);
-            let no = TicketNo::new(day, i.channel, *seq as u32);
-            *seq += 1;
-            numbers.push(no.as_str().to_owned());
-            let repeat = match repeats.get(k).cloned().flatten() {
-                Some(super::duplicates::Repeat::Stored(n)) => Some(n),
-                Some(super::duplicates::Repeat::InBatch(j)) => numbers.get(j).cloned(),
-                None => None,
-            };
-            models.push(ticket::ActiveModel {
-                ticket_no: Set(no.as_str().to_owned()),
-                query_code: Set(query_code()),
-                channel: Set(i.channel.as_str().to_owned()),
-                external_id: Set(i.external_id.clone()),
-                category: Set(i.category.as_str().to_owned()),
-                urgency: Set(i.urgency.as_str().to_owned()),
-                title: Set(i.title.clone()),
-                content: Set(i.content.clone()),
-                citizen_name: Set(i.citizen_name.clone()),
-                citizen_phone: Set(i.citizen_phone.clone()),
-                address: Set(i.address.clone()),
-                district: Set(i.district.as_ref().map(|d| d.as_str().to_owned())),
-                state: Set(TicketState::Registered.as_str().to_owned()),
-                resolution: Set(None),
-                merged_into: Set(None),
-                department: Set(None),
-                co_departments: Set("[]".into()),
-                created_by: Set(i.created_by.clone()),
-                created_at: Set(now),
-                updated_at: Set(now),
-                dispatched_at: Set(None),
-                signed_at: Set(None),
-                replied_at: Set(None),
-                closed_at: Set(None),
-                sign_due_at: Set(None),
-                reply_due_at: Set(None),
-                next_check_at: Set(None),
-                escalation_level: Set(0),
-                rework_count: Set(0),
-                return_count: Set(0),
-                extension_count: Set(0),
-                final_dispatch: Set(false),
-                reply_content: Set(None),
-                reply_resolved: Set(None),
-                satisfaction: Set(None),
-                version: Set(0),
-                possible_duplicate_of: Set(repeat),
-                ..Default::default()
-            });
+        match &self.sqlite_writer {
+            Some(w) => self.create_batch_sqlite(w, items, now).await,
+            None => Err(StoreError::Conflict("no SQLite database file".into())),
         }
-
-        let inserted: Vec<ticket::Model> = if models.is_empty() {
-            Vec::new()
-        } else {
-            ticket::Entity::insert_many(models)
-                .exec_with_returning(&w.txn)
-                .await?
-        };
-        let by_no: HashMap<&str, &ticket::Model> =
-            inserted.iter().map(|t| (t.ticket_no.as_str(), t)).collect();
-        // Match inserted rows back to items by their numbers, whatever order
-        // RETURNING gave them in.
-        let mut created_for: HashMap<usize, ticket::Model> = HashMap::new();
-        let mut seq_again: HashMap<Channel, i64> = HashMap::new();
-        for (ch, n) in &per_channel {
-            let start = next_seq.get(ch).copied().unwrap_or(1) - i64::from(*n);
-            seq_again.insert(*ch, start);
-        }
-        for idx in &fresh {
-            let ch = items[*idx].channel;
-            let seq = seq_again.entry(ch).or_insert(1);
-            let no = TicketNo::new(day, ch, *seq as u32);
-            *seq += 1;
-            let t = by_no
-                .get(no.as_str())
-                .ok_or_else(|| StoreError::Corrupt(format!("{} was not inserted", no.as_str())))?;
-            created_for.insert(*idx, (*t).clone());
-        }
-
-        self.insert_created_events(&w.txn, items, &fresh, &created_for, now)
-            .await?;
-        let rollup = creation_rollup(fresh.iter().map(|i| &items[*i]), now);
-        write_rollup(&w.txn, &rollup).await?;
-        w.commit().await?;
-
-        let mut out = Vec::with_capacity(items.len());
-        for (idx, i) in items.iter().enumerate() {
-            if let Some(t) = created_for.get(&idx) {
-                out.push(Created {
-                    ticket: t.clone(),
-                    created: true,
-                });
-                continue;
-            }
-            let key = i
-                .external_id
-                .clone()
-                .map(|e| (i.channel, e))
-                .ok_or_else(|| StoreError::Corrupt("appeal without result".into()))?;
-            let t = existing
-                .get(&key)
-                .cloned()
-                .or_else(|| first_of.get(&key).and_then(|f| created_for.get(f)).cloned())
-                .ok_or_else(|| StoreError::Corrupt("appeal without result".into()))?;
-            out.push(Created {
-                ticket: t,
-                created: false,
-            });
-        }
-        Ok(out)
-    }
-
-    async fn insert_created_events(
-        &self,
-        txn: &sea_orm::DatabaseTransaction,
-        items: &[NewAppeal],
-        fresh: &[usize],
-        created_for: &HashMap<usize, ticket::Model>,
-        now: DateTime<Utc>,
-    ) -> StoreResult<()> {
-        let events: Vec<ticket_event::ActiveModel> = fresh
-            .iter()
-            .filter_map(|idx| created_for.get(idx).map(|t| (idx, t)))
-            .map(|(idx, t)| {
-                let i = &items[*idx];
-                let draft = EventDraft {
-                    kind: EventKind::Created,
-                    from_state: None,
-                    to_state: Some(TicketState::Registered),
-                    department: None,
-                    payload: serde_json::json!({
-                        "ticket_no": t.ticket_no,
-                        "channel": i.channel,
-                        "category": i.category,
-                        "urgency": i.urgency,
-                    }),
-                };
-                event_model(t.id, &i.created_by, &draft, now)
-            })
-            .collect();
-        if !events.is_empty() {
-            ticket_event::Entity::insert_many(events)
-                .exec_without_returning(txn)
-                .await?;
-        }
-        Ok(())
     }
 
     /// Scope rows whose copy of the state differs from their ticket's (the

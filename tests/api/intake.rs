@@ -227,13 +227,49 @@ both!(
 both!(
     the_repeat_look_up_reads_tickets_only_by_phone_and_address,
     |app: TestApp| async move {
-        // PostgreSQL only: the intake's sessions plan their statement once,
-        // generically, and here the plan is made on an empty table, where
-        // the estimates are poorest. Reading `tickets` through any index
-        // but the phone and address ones would read every ticket of the
-        // last three days for each batch.
+        // The intake's statements are planned once, and here on an empty
+        // table, where the estimates are poorest. Reading `tickets` through
+        // any index but the phone and address ones would read every ticket
+        // of the last three days for each batch.
         use sea_orm::sqlx::{self, Connection, Row};
-        if app.backend != Backend::Postgres {
+        if app.backend == Backend::Sqlite {
+            let file = app
+                .db_url
+                .trim_start_matches("sqlite://")
+                .split('?')
+                .next()
+                .unwrap()
+                .to_owned();
+            let conn = rusqlite::Connection::open(file).unwrap();
+            let sql = format!(
+                "EXPLAIN QUERY PLAN {}",
+                hotline::store::intake_sqlite::EARLIER_SQLITE
+            );
+            let mut st = conn.prepare(&sql).unwrap();
+            let plan: Vec<String> = st
+                .query_map(
+                    rusqlite::params![
+                        "[\"13900000001\"]",
+                        "[\"八一大道1号\"]",
+                        "2099",
+                        "merged",
+                        1000
+                    ],
+                    |r| r.get::<_, String>(3),
+                )
+                .unwrap()
+                .map(Result::unwrap)
+                .collect();
+            let plan = plan.join("\n");
+            let on_tickets: Vec<&str> = plan.lines().filter(|l| l.contains(" tickets")).collect();
+            assert_eq!(on_tickets.len(), 2, "{plan}");
+            for l in on_tickets {
+                assert!(
+                    l.starts_with("SEARCH tickets USING INDEX idx_tickets_citizen_phone ")
+                        || l.starts_with("SEARCH tickets USING INDEX idx_tickets_address_created "),
+                    "{plan}"
+                );
+            }
             return;
         }
         let mut conn = sqlx::PgConnection::connect(&app.db_url).await.unwrap();
