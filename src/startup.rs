@@ -318,6 +318,12 @@ impl Application {
             routing,
         });
         let data = state.clone();
+        let https = state
+            .settings
+            .server
+            .base_url
+            .to_ascii_lowercase()
+            .starts_with("https://");
         let mut server = HttpServer::new(move || {
             App::new()
                 .wrap(actix_web::middleware::from_fn(
@@ -325,7 +331,7 @@ impl Application {
                 ))
                 .wrap(api::problem_errors())
                 .wrap(TracingLogger::default())
-                .wrap(crate::web::headers::security_headers())
+                .wrap(crate::web::headers::security_headers(https))
                 .app_data(data.clone())
                 .configure(api::extractor_config)
                 .configure(api::routes)

@@ -171,115 +171,135 @@ async fn not_found() -> Result<actix_web::HttpResponse, ApiError> {
     Err(ApiError::not_found())
 }
 
-async fn method_not_allowed() -> Result<actix_web::HttpResponse, ApiError> {
-    Err(ApiError::new(
-        "method_not_allowed",
-        "this path does not take that method",
-    ))
-}
-
-/// Registers a resource whose other methods answer 405 problem+json.
-fn resource(path: &str) -> actix_web::Resource {
-    web::resource(path).default_service(web::to(method_not_allowed))
+/// Registers a resource taking the methods `allow` lists ("GET, POST");
+/// any other method answers 405 problem+json with that `Allow` header
+/// (RFC 9110, 15.5.6).
+fn resource(path: &str, allow: &'static str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(move || async move {
+        let mut resp = problem(
+            "method_not_allowed",
+            "this path does not take that method",
+            &[],
+        );
+        resp.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static(allow));
+        resp
+    }))
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     use crate::web::{agent, dispatch, inbox, session, ticket_page};
     use actix_web::web::{get, post, put};
-    cfg.service(resource("/").route(get().to(session::home)))
+    cfg.service(resource("/", "GET").route(get().to(session::home)))
         .service(
-            resource("/login")
+            resource("/login", "GET, POST")
                 .route(get().to(session::login_page))
                 .route(post().to(session::login_submit)),
         )
-        .service(resource("/logout").route(post().to(session::logout)))
-        .service(resource("/static/pages.js").route(get().to(session::script)))
+        .service(resource("/logout", "POST").route(post().to(session::logout)))
+        .service(resource("/static/pages.js", "GET").route(get().to(session::script)))
         .service(
-            resource("/agent")
+            resource("/agent", "GET, POST")
                 .route(get().to(agent::agent_page))
                 .route(post().to(agent::agent_submit)),
         )
-        .service(resource("/agent/suggest").route(post().to(agent::suggest)))
-        .service(resource("/dispatch").route(get().to(dispatch::dispatch_page)))
-        .service(resource("/inbox").route(get().to(inbox::inbox)))
-        .service(resource("/dashboard").route(get().to(crate::web::dashboard::dashboard)))
-        .service(resource("/dashboard/live").route(get().to(crate::web::dashboard::live)))
-        .service(resource("/dashboard/events").route(get().to(crate::web::dashboard::events)))
-        .service(resource("/static/dashboard.js").route(get().to(crate::web::dashboard::script)))
-        .service(resource("/tickets/{id}").route(get().to(ticket_page::show)))
-        .service(resource("/tickets/{id}/{action}").route(post().to(ticket_page::act)))
-        .service(resource("/healthz").route(get().to(misc::healthz)))
-        .service(resource("/metrics").route(get().to(misc::metrics)))
-        .service(resource("/readyz").route(get().to(misc::readyz)))
-        .service(resource("/api/openapi.json").route(get().to(openapi::document)))
-        .service(resource("/api/docs").route(get().to(openapi::docs_page)))
-        .service(resource("/mailbox").route(get().to(crate::web::public::mailbox_page)))
-        .service(resource("/track").route(get().to(crate::web::public::track)))
+        .service(resource("/agent/suggest", "POST").route(post().to(agent::suggest)))
+        .service(resource("/dispatch", "GET").route(get().to(dispatch::dispatch_page)))
+        .service(resource("/inbox", "GET").route(get().to(inbox::inbox)))
+        .service(resource("/dashboard", "GET").route(get().to(crate::web::dashboard::dashboard)))
+        .service(resource("/dashboard/live", "GET").route(get().to(crate::web::dashboard::live)))
+        .service(
+            resource("/dashboard/events", "GET").route(get().to(crate::web::dashboard::events)),
+        )
+        .service(
+            resource("/static/dashboard.js", "GET").route(get().to(crate::web::dashboard::script)),
+        )
+        .service(resource("/tickets/{id}", "GET").route(get().to(ticket_page::show)))
+        .service(resource("/tickets/{id}/{action}", "POST").route(post().to(ticket_page::act)))
+        .service(resource("/healthz", "GET").route(get().to(misc::healthz)))
+        .service(resource("/metrics", "GET").route(get().to(misc::metrics)))
+        .service(resource("/readyz", "GET").route(get().to(misc::readyz)))
+        .service(resource("/api/openapi.json", "GET").route(get().to(openapi::document)))
+        .service(resource("/api/docs", "GET").route(get().to(openapi::docs_page)))
+        .service(resource("/mailbox", "GET").route(get().to(crate::web::public::mailbox_page)))
+        .service(resource("/track", "GET").route(get().to(crate::web::public::track)))
         .service(
             web::scope("/api/v1")
-                .service(resource("/auth/login").route(post().to(auth::login)))
-                .service(resource("/auth/me").route(get().to(auth::me)))
-                .service(resource("/auth/logout").route(post().to(auth::logout)))
-                .service(resource("/auth/password").route(post().to(auth::change_password)))
-                .service(resource("/users/{id}").route(web::patch().to(auth::update_user)))
+                .service(resource("/auth/login", "POST").route(post().to(auth::login)))
+                .service(resource("/auth/me", "GET").route(get().to(auth::me)))
+                .service(resource("/auth/logout", "POST").route(post().to(auth::logout)))
+                .service(resource("/auth/password", "POST").route(post().to(auth::change_password)))
+                .service(resource("/users/{id}", "PATCH").route(web::patch().to(auth::update_user)))
                 .service(
-                    resource("/users")
+                    resource("/users", "GET, POST")
                         .route(post().to(auth::create_user))
                         .route(get().to(auth::list_users)),
                 )
                 .service(
-                    resource("/departments")
+                    resource("/departments", "GET, POST")
                         .route(get().to(misc::list_departments))
                         .route(post().to(misc::create_department)),
                 )
                 .service(
-                    resource("/catalogue")
+                    resource("/catalogue", "GET, PUT")
                         .route(get().to(routing::catalogue))
                         .route(put().to(routing::replace_catalogue)),
                 )
-                .service(resource("/catalogue/versions").route(get().to(routing::versions)))
+                .service(resource("/catalogue/versions", "GET").route(get().to(routing::versions)))
                 .service(
-                    resource("/catalogue/versions/{version}").route(get().to(routing::version)),
+                    resource("/catalogue/versions/{version}", "GET")
+                        .route(get().to(routing::version)),
                 )
-                .service(resource("/calendar/due").route(get().to(misc::due)))
-                .service(resource("/stats").route(get().to(stats::stats)))
-                .service(resource("/hotspots").route(get().to(hotspots::list)))
+                .service(resource("/calendar/due", "GET").route(get().to(misc::due)))
+                .service(resource("/stats", "GET").route(get().to(stats::stats)))
+                .service(resource("/hotspots", "GET").route(get().to(hotspots::list)))
                 .service(
-                    resource("/channels/wenzheng/appeals").route(post().to(channels::wenzheng)),
+                    resource("/channels/wenzheng/appeals", "POST")
+                        .route(post().to(channels::wenzheng)),
                 )
-                .service(resource("/export").route(get().to(export::export)))
-                .service(resource("/events/stream").route(get().to(stream::stream)))
-                .service(resource("/access-log").route(get().to(tickets::access_log)))
-                .service(resource("/outbox").route(get().to(outbox::list)))
-                .service(resource("/outbox/{id}/retry").route(post().to(outbox::retry)))
+                .service(resource("/export", "GET").route(get().to(export::export)))
+                .service(resource("/events/stream", "GET").route(get().to(stream::stream)))
+                .service(resource("/access-log", "GET").route(get().to(tickets::access_log)))
+                .service(resource("/outbox", "GET").route(get().to(outbox::list)))
+                .service(resource("/outbox/{id}/retry", "POST").route(post().to(outbox::retry)))
                 .service(
-                    resource("/public/tickets/{ticket_no}").route(get().to(misc::public_ticket)),
+                    resource("/public/tickets/{ticket_no}", "GET")
+                        .route(get().to(misc::public_ticket)),
                 )
-                .service(resource("/public/mailbox").route(post().to(mailbox::submit)))
+                .service(resource("/public/mailbox", "POST").route(post().to(mailbox::submit)))
                 .service(
-                    resource("/tickets")
+                    resource("/tickets", "GET, POST")
                         .route(post().to(tickets::create))
                         .route(get().to(tickets::list)),
                 )
-                .service(resource("/tickets/{id}").route(get().to(tickets::get)))
-                .service(resource("/tickets/{id}/route").route(get().to(routing::route)))
-                .service(resource("/tickets/{id}/dispatch").route(post().to(tickets::dispatch)))
-                .service(resource("/tickets/{id}/sign").route(post().to(tickets::sign)))
-                .service(resource("/tickets/{id}/return").route(post().to(tickets::return_ticket)))
+                .service(resource("/tickets/{id}", "GET").route(get().to(tickets::get)))
+                .service(resource("/tickets/{id}/route", "GET").route(get().to(routing::route)))
                 .service(
-                    resource("/tickets/{id}/extensions")
+                    resource("/tickets/{id}/dispatch", "POST").route(post().to(tickets::dispatch)),
+                )
+                .service(resource("/tickets/{id}/sign", "POST").route(post().to(tickets::sign)))
+                .service(
+                    resource("/tickets/{id}/return", "POST")
+                        .route(post().to(tickets::return_ticket)),
+                )
+                .service(
+                    resource("/tickets/{id}/extensions", "POST")
                         .route(post().to(tickets::request_extension)),
                 )
                 .service(
-                    resource("/tickets/{id}/extensions/{ext_id}/decision")
+                    resource("/tickets/{id}/extensions/{ext_id}/decision", "POST")
                         .route(post().to(tickets::decide_extension)),
                 )
-                .service(resource("/tickets/{id}/reply").route(post().to(tickets::reply)))
-                .service(resource("/tickets/{id}/callback").route(post().to(tickets::callback)))
-                .service(resource("/tickets/{id}/close").route(post().to(tickets::close)))
-                .service(resource("/tickets/{id}/merge").route(post().to(tickets::merge)))
-                .service(resource("/tickets/{id}/notes").route(post().to(tickets::note)))
-                .service(resource("/tickets/{id}/reveal").route(post().to(tickets::reveal))),
+                .service(resource("/tickets/{id}/reply", "POST").route(post().to(tickets::reply)))
+                .service(
+                    resource("/tickets/{id}/callback", "POST").route(post().to(tickets::callback)),
+                )
+                .service(resource("/tickets/{id}/close", "POST").route(post().to(tickets::close)))
+                .service(resource("/tickets/{id}/merge", "POST").route(post().to(tickets::merge)))
+                .service(resource("/tickets/{id}/notes", "POST").route(post().to(tickets::note)))
+                .service(
+                    resource("/tickets/{id}/reveal", "POST").route(post().to(tickets::reveal)),
+                ),
         )
         .service(open311::scope())
         .default_service(web::to(not_found));

@@ -1,7 +1,8 @@
 //! Security headers on every response, pages and API alike: a
 //! Content-Security-Policy that allows only this origin's scripts (the pages
 //! have no inline script or event handler; their only inline content is
-//! style), no framing, no MIME sniffing, no referrer. CORS stays off: no
+//! style), no framing, no MIME sniffing, no referrer, and HSTS when the
+//! service is published over HTTPS. CORS stays off: no
 //! `Access-Control-*` header is ever sent, so browsers keep other origins out.
 
 use actix_web::http::header;
@@ -15,13 +16,23 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'
      style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; \
      form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
-/// Adds the headers to every response that does not set them itself.
-pub fn security_headers() -> DefaultHeaders {
-    DefaultHeaders::new()
+/// HSTS for a service published over HTTPS: a year, this host only (other
+/// hosts of a city's domain may not serve HTTPS yet).
+pub const STRICT_TRANSPORT_SECURITY: &str = "max-age=31536000";
+
+/// Adds the headers to every response that does not set them itself; with
+/// `https` (the service's `server.base_url` is `https://…`), HSTS too.
+pub fn security_headers(https: bool) -> DefaultHeaders {
+    let headers = DefaultHeaders::new()
         .add((header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY))
         .add((header::X_FRAME_OPTIONS, "DENY"))
         .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
-        .add((header::REFERRER_POLICY, "no-referrer"))
+        .add((header::REFERRER_POLICY, "no-referrer"));
+    if https {
+        headers.add((header::STRICT_TRANSPORT_SECURITY, STRICT_TRANSPORT_SECURITY))
+    } else {
+        headers
+    }
 }
 
 #[cfg(test)]
@@ -33,7 +44,7 @@ mod tests {
     async fn every_response_gets_the_headers_and_a_handler_may_set_its_own() {
         let app = test::init_service(
             App::new()
-                .wrap(security_headers())
+                .wrap(security_headers(false))
                 .route("/", web::get().to(HttpResponse::Ok))
                 .route(
                     "/own",
@@ -63,5 +74,10 @@ mod tests {
         let res =
             test::call_service(&app, test::TestRequest::get().uri("/nope").to_request()).await;
         assert_eq!(res.headers().get(header::X_FRAME_OPTIONS).unwrap(), "DENY");
+        assert!(
+            res.headers()
+                .get(header::STRICT_TRANSPORT_SECURITY)
+                .is_none()
+        );
     }
 }

@@ -252,6 +252,19 @@ async fn the_cookie_is_secure_behind_https() {
         "{:?}",
         p.cookies
     );
+    // Published over HTTPS: browsers are told to keep to it.
+    let r = app
+        .client
+        .get(app.url("/healthz"))
+        .send()
+        .await
+        .expect("request sent");
+    assert_eq!(
+        r.headers()
+            .get("strict-transport-security")
+            .and_then(|v| v.to_str().ok()),
+        Some("max-age=31536000")
+    );
 }
 
 both!(

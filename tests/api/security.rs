@@ -586,6 +586,8 @@ both!(
                 "{path}"
             );
             assert_eq!(r.header("referrer-policy"), Some("no-referrer"), "{path}");
+            // Served over plain HTTP here: no HSTS (see `pages` for HTTPS).
+            assert_eq!(r.header("strict-transport-security"), None, "{path}");
             if r.header("content-type")
                 .is_some_and(|c| c.starts_with("text/html"))
             {
@@ -633,5 +635,40 @@ both!(
             rows.iter()
                 .all(|r| r["at"].is_string() && r["ticket_id"] == id)
         );
+    }
+);
+
+both!(
+    a_wrong_method_is_told_which_methods_the_path_takes,
+    |app: TestApp| async move {
+        use hotline::api::openapi::OPERATIONS;
+        use std::collections::{BTreeMap, BTreeSet};
+        let mut allowed: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
+        for o in OPERATIONS {
+            allowed
+                .entry(o.path)
+                .or_default()
+                .insert(o.method.to_uppercase());
+        }
+        let auth = format!("Bearer {}", app.admin);
+        for (path, methods) in &allowed {
+            // No route takes DELETE: every path refuses it.
+            assert!(!methods.contains("DELETE"), "{path}");
+            let concrete: String = path
+                .split('/')
+                .map(|seg| if seg.starts_with('{') { "1" } else { seg })
+                .collect::<Vec<_>>()
+                .join("/");
+            let r = raw(&app, "DELETE", &concrete, &[("authorization", &auth)], None).await;
+            assert_eq!(r.status, 405, "{concrete}: {}", r.text);
+            assert_eq!(r.json()["code"], "method_not_allowed", "{concrete}");
+            let allow: BTreeSet<String> = r
+                .header("allow")
+                .unwrap_or_else(|| panic!("{concrete}: no Allow header"))
+                .split(',')
+                .map(|m| m.trim().to_owned())
+                .collect();
+            assert_eq!(&allow, methods, "{concrete}");
+        }
     }
 );
