@@ -17,6 +17,7 @@ mod m20261125_000011_external_id_first;
 mod m20261202_000012_created_by_index;
 mod m20261202_000013_scope_state;
 mod m20261202_000014_autovacuum;
+mod m20261202_000015_partial_clock_indexes;
 
 pub struct Migrator;
 
@@ -38,6 +39,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000012_created_by_index::Migration),
             Box::new(m20261202_000013_scope_state::Migration),
             Box::new(m20261202_000014_autovacuum::Migration),
+            Box::new(m20261202_000015_partial_clock_indexes::Migration),
         ]
     }
 }
