@@ -27,7 +27,7 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 
 use super::duplicates::{MAX_EARLIER, Repeat, Row as Earlier, lookup_keys, match_earlier};
 use super::entities::ticket;
-use super::tickets::{Created, creation_rollup, query_code, registered_model};
+use super::tickets::{Created, answers, creation_rollup, query_code, registered_model};
 use super::{Store, StoreError, StoreResult};
 use crate::domain::appeal::NewAppeal;
 use crate::domain::calendar::city_tz;
@@ -205,35 +205,7 @@ impl Store {
                 .await?;
         }
 
-        items
-            .iter()
-            .enumerate()
-            .map(|(idx, i)| {
-                if let Some(t) = created_for.get(&idx) {
-                    return Ok(Created {
-                        ticket: t.clone(),
-                        created: true,
-                    });
-                }
-                let ext = i
-                    .external_id
-                    .as_deref()
-                    .ok_or_else(|| StoreError::Corrupt("appeal without result".into()))?;
-                let t = existing
-                    .get(&(i.channel, ext.to_owned()))
-                    .or_else(|| {
-                        first_of
-                            .get(&(i.channel, ext))
-                            .and_then(|f| created_for.get(f))
-                    })
-                    .cloned()
-                    .ok_or_else(|| StoreError::Corrupt("appeal without result".into()))?;
-                Ok(Created {
-                    ticket: t,
-                    created: false,
-                })
-            })
-            .collect()
+        answers(items, &created_for, &existing)
     }
 
     /// Numbers, repeats and rows for the `fresh` appeals of `items`.

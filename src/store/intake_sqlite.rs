@@ -26,7 +26,7 @@ use super::bulk::{
 };
 use super::duplicates::{MAX_EARLIER, Repeat, Row as Earlier, lookup_keys, match_earlier};
 use super::entities::{ticket, ticket_event};
-use super::tickets::{Created, creation_rollup, query_code, registered_model};
+use super::tickets::{Created, answers, creation_rollup, query_code, registered_model};
 use super::{Store, StoreError, StoreResult};
 use crate::domain::appeal::NewAppeal;
 use crate::domain::calendar::city_tz;
@@ -318,48 +318,20 @@ impl Store {
                 .map_err(|e| StoreError::Conflict(format!("intake thread: {e}")))??
         };
         // Appeals registered before: their tickets as stored.
-        let mut stored: HashMap<i64, ticket::Model> = HashMap::new();
+        let mut stored: HashMap<(Channel, String), ticket::Model> = HashMap::new();
         if !existing.is_empty() {
-            let ids: Vec<i64> = existing.values().copied().collect();
+            let key_of: HashMap<i64, &(Channel, String)> =
+                existing.iter().map(|(k, id)| (*id, k)).collect();
             for t in ticket::Entity::find()
-                .filter(ticket::Column::Id.is_in(ids))
+                .filter(ticket::Column::Id.is_in(existing.values().copied()))
                 .all(&self.db)
                 .await?
             {
-                stored.insert(t.id, t);
-            }
-        }
-        let mut first_of: HashMap<(Channel, &str), usize> = HashMap::new();
-        for (idx, i) in items.iter().enumerate() {
-            if let (Some(ext), true) = (i.external_id.as_deref(), created.contains_key(&idx)) {
-                first_of.insert((i.channel, ext), idx);
-            }
-        }
-        items
-            .iter()
-            .enumerate()
-            .map(|(idx, i)| {
-                if let Some(t) = created.get(&idx) {
-                    return Ok(Created {
-                        ticket: t.clone(),
-                        created: true,
-                    });
+                if let Some(k) = key_of.get(&t.id) {
+                    stored.insert((*k).clone(), t);
                 }
-                let ext = i
-                    .external_id
-                    .as_deref()
-                    .ok_or_else(|| StoreError::Corrupt("appeal without result".into()))?;
-                let t = existing
-                    .get(&(i.channel, ext.to_owned()))
-                    .and_then(|id| stored.get(id))
-                    .or_else(|| first_of.get(&(i.channel, ext)).and_then(|f| created.get(f)))
-                    .cloned()
-                    .ok_or_else(|| StoreError::Corrupt("appeal without result".into()))?;
-                Ok(Created {
-                    ticket: t,
-                    created: false,
-                })
-            })
-            .collect()
+            }
+        }
+        answers(items, &created, &stored)
     }
 }

@@ -251,6 +251,47 @@ pub(super) fn creation_rollup<'a>(
     rollup
 }
 
+/// Each appeal's answer: the ticket it created; for an external id already
+/// registered, that ticket (`existing`); for a repeat of one earlier in the
+/// batch, the ticket its first appeal created.
+pub(super) fn answers(
+    items: &[NewAppeal],
+    created: &std::collections::HashMap<usize, ticket::Model>,
+    existing: &std::collections::HashMap<(Channel, String), ticket::Model>,
+) -> StoreResult<Vec<Created>> {
+    let mut first_of: std::collections::HashMap<(Channel, &str), usize> = Default::default();
+    for (idx, i) in items.iter().enumerate() {
+        if let (Some(ext), true) = (i.external_id.as_deref(), created.contains_key(&idx)) {
+            first_of.insert((i.channel, ext), idx);
+        }
+    }
+    items
+        .iter()
+        .enumerate()
+        .map(|(idx, i)| {
+            if let Some(t) = created.get(&idx) {
+                return Ok(Created {
+                    ticket: t.clone(),
+                    created: true,
+                });
+            }
+            let ext = i
+                .external_id
+                .as_deref()
+                .ok_or_else(|| StoreError::Corrupt("appeal without result".into()))?;
+            let t = existing
+                .get(&(i.channel, ext.to_owned()))
+                .or_else(|| first_of.get(&(i.channel, ext)).and_then(|f| created.get(f)))
+                .cloned()
+                .ok_or_else(|| StoreError::Corrupt("appeal without result".into()))?;
+            Ok(Created {
+                ticket: t,
+                created: false,
+            })
+        })
+        .collect()
+}
+
 /// The row a registered appeal becomes, as `RETURNING *` would give it.
 pub(super) fn registered_model(
     id: i64,
