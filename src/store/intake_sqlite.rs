@@ -31,7 +31,7 @@ use super::{Store, StoreError, StoreResult};
 use crate::domain::appeal::NewAppeal;
 use crate::domain::calendar::city_tz;
 use crate::domain::duplicates::window_start;
-use crate::domain::types::{Channel, TicketNo, TicketState};
+use crate::domain::types::{Channel, EventKind, TicketNo, TicketState};
 
 /// The earlier tickets a batch may repeat: by phone or address, within the
 /// window, oldest first (the phone and address indexes; see the test
@@ -263,7 +263,7 @@ fn register_on(
                 ticket_id: t.id,
                 at: now,
                 actor: i.created_by.clone(),
-                kind: "created".into(),
+                kind: EventKind::Created.as_str().to_owned(),
                 from_state: None,
                 to_state: Some(TicketState::Registered.as_str().to_owned()),
                 department: None,
