@@ -478,7 +478,7 @@ impl rusqlite::ToSql for Cell<'_> {
 }
 
 /// `INSERT INTO table (cols…) VALUES (?1, …)`, for rusqlite.
-pub(super) fn insert(table: &str, cols: &[&str]) -> String {
+pub(super) fn insert_statement(table: &str, cols: &[&str]) -> String {
     let marks: Vec<String> = (1..=cols.len()).map(|i| format!("?{i}")).collect();
     format!(
         "INSERT INTO {table} ({}) VALUES ({})",
@@ -500,7 +500,7 @@ pub(super) fn rollup_upsert_sqlite() -> String {
         .collect();
     format!(
         "{} ON CONFLICT (dim, day, department, value, shard) DO UPDATE SET {}",
-        insert("stats_daily", &cols),
+        insert_statement("stats_daily", &cols),
         sets.join(", ")
     )
 }
@@ -528,20 +528,22 @@ fn load_sqlite_file(
         .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
         .map_err(db)?;
     {
-        let mut st = tx.prepare(&insert("tickets", TICKET_COLUMNS)).map_err(db)?;
+        let mut st = tx
+            .prepare(&insert_statement("tickets", TICKET_COLUMNS))
+            .map_err(db)?;
         for t in batch {
             st.execute(rusqlite::params_from_iter(ticket_cells(&t.row).iter()))
                 .map_err(db)?;
         }
         let mut st = tx
-            .prepare(&insert("ticket_events", EVENT_COLUMNS))
+            .prepare(&insert_statement("ticket_events", EVENT_COLUMNS))
             .map_err(db)?;
         for e in batch.iter().flat_map(|t| t.events.iter()) {
             st.execute(rusqlite::params_from_iter(event_cells(e).iter()))
                 .map_err(db)?;
         }
         let mut st = tx
-            .prepare(&insert("ticket_departments", SCOPE_COLUMNS))
+            .prepare(&insert_statement("ticket_departments", SCOPE_COLUMNS))
             .map_err(db)?;
         for t in batch {
             for (d, role, since) in &t.departments {

@@ -351,7 +351,7 @@ impl Store {
                     i,
                     now,
                     dup[k].clone(),
-                ),
+                )?,
             );
         }
         Ok(out)

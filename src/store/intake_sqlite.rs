@@ -21,7 +21,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, pa
 use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter, RuntimeErr};
 
 use super::bulk::{
-    Cell, EVENT_COLUMNS, TICKET_COLUMNS, event_cells, insert, opt_text, rollup_cells,
+    Cell, EVENT_COLUMNS, TICKET_COLUMNS, event_cells, insert_statement, opt_text, rollup_cells,
     rollup_upsert_sqlite, ticket_cells,
 };
 use super::duplicates::{MAX_EARLIER, Repeat, Row as Earlier, lookup_keys, match_earlier};
@@ -64,10 +64,9 @@ struct Registered {
 }
 
 fn sqlite_err(e: rusqlite::Error) -> StoreError {
-    // As `db_unavailable` reads sqlx's errors: busy, locked, I/O error,
-    // full, cannot open are worth a retry shortly.
+    // Read as `db_unavailable` reads sqlx's errors.
     let transient = matches!(&e, rusqlite::Error::SqliteFailure(f, _)
-        if matches!(f.extended_code & 0xff, 5 | 6 | 10 | 13 | 14));
+        if super::sqlite_unavailable(i64::from(f.extended_code)));
     let msg = format!("intake: {e}");
     StoreError::Db(if transient {
         DbErr::Conn(RuntimeErr::Internal(msg))
@@ -229,10 +228,10 @@ fn register_on(
             .chain(["possible_duplicate_of"])
             .collect();
         let mut tickets = tx
-            .prepare_cached(&insert("tickets", &cols))
+            .prepare_cached(&insert_statement("tickets", &cols))
             .map_err(sqlite_err)?;
         let mut events = tx
-            .prepare_cached(&insert("ticket_events", EVENT_COLUMNS))
+            .prepare_cached(&insert_statement("ticket_events", EVENT_COLUMNS))
             .map_err(sqlite_err)?;
         for (k, (idx, i)) in fresh.iter().zip(&fresh_items).enumerate() {
             let seq = next_seq
@@ -248,7 +247,7 @@ fn register_on(
                 None => None,
             };
             numbers.push(no.clone());
-            let mut t = registered_model(0, no, query_code(), i, now, dup);
+            let mut t = registered_model(0, no, query_code(), i, now, dup)?;
             let cells = ticket_cells(&t);
             tickets
                 .execute(rusqlite::params_from_iter(

@@ -61,6 +61,12 @@ impl StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// A SQLite result code (extended or primary) worth a retry shortly: busy,
+/// locked, I/O error, full, cannot open (the primary code is the low byte).
+pub(crate) fn sqlite_unavailable(code: i64) -> bool {
+    matches!(code & 0xff, 5 | 6 | 10 | 13 | 14)
+}
+
 /// See [`StoreError::is_unavailable`].
 pub fn db_unavailable(e: &DbErr) -> bool {
     use sea_orm::sqlx::Error as X;
@@ -78,13 +84,11 @@ pub fn db_unavailable(e: &DbErr) -> bool {
             // PostgreSQL: 08 connection exception, 53 insufficient
             // resources (disk full, out of memory, too many connections),
             // 57 operator intervention (shutdown, restart), 58 system error.
-            // SQLite: 5 busy, 6 locked, 10 I/O error, 13 full, 14 cannot
-            // open (extended codes keep the primary code in the low byte).
+            // SQLite: see `sqlite_unavailable`.
             if code.len() == 5 && code.chars().next().is_some_and(|c| c.is_ascii_digit()) {
                 matches!(&code[..2], "08" | "53" | "57" | "58")
             } else {
-                code.parse::<i64>()
-                    .is_ok_and(|n| matches!(n & 0xff, 5 | 6 | 10 | 13 | 14))
+                code.parse::<i64>().is_ok_and(sqlite_unavailable)
             }
         }
         _ => false,

@@ -6,7 +6,7 @@ use rand::Rng;
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, Set, Statement,
+    QueryFilter, QueryOrder, QuerySelect, Set, Statement, TryIntoModel,
 };
 
 use super::entities::{extension, ticket, ticket_department, ticket_event};
@@ -292,7 +292,9 @@ pub(super) fn answers(
         .collect()
 }
 
-/// The row a registered appeal becomes, as `RETURNING *` would give it.
+/// The row a registered appeal becomes, as `RETURNING *` would give it: the
+/// appeal's own columns, and the lifecycle columns of the domain's freshly
+/// registered ticket written as every transition writes them (`changes`).
 pub(super) fn registered_model(
     id: i64,
     ticket_no: String,
@@ -300,47 +302,27 @@ pub(super) fn registered_model(
     i: &NewAppeal,
     now: DateTime<Utc>,
     possible_duplicate_of: Option<String>,
-) -> ticket::Model {
-    ticket::Model {
-        id,
-        ticket_no,
-        query_code,
-        channel: i.channel.as_str().to_owned(),
-        external_id: i.external_id.clone(),
-        category: i.category.as_str().to_owned(),
-        urgency: i.urgency.as_str().to_owned(),
-        title: i.title.clone(),
-        content: i.content.clone(),
-        citizen_name: i.citizen_name.clone(),
-        citizen_phone: i.citizen_phone.clone(),
-        address: i.address.clone(),
-        district: i.district.as_ref().map(|d| d.as_str().to_owned()),
-        state: TicketState::Registered.as_str().to_owned(),
-        resolution: None,
-        merged_into: None,
-        department: None,
-        co_departments: "[]".to_owned(),
-        created_by: i.created_by.clone(),
-        created_at: now,
-        updated_at: now,
-        dispatched_at: None,
-        signed_at: None,
-        replied_at: None,
-        closed_at: None,
-        sign_due_at: None,
-        reply_due_at: None,
-        next_check_at: None,
-        escalation_level: 0,
-        rework_count: 0,
-        return_count: 0,
-        extension_count: 0,
-        final_dispatch: false,
-        reply_content: None,
-        reply_resolved: None,
-        satisfaction: None,
-        version: 0,
-        possible_duplicate_of,
-    }
+) -> StoreResult<ticket::Model> {
+    let t = Ticket::registered(i.category, i.urgency, i.is_anonymous());
+    // `changes` counts the version up from the one it is given.
+    let mut row = changes(&t, now, -1);
+    row.id = Set(id);
+    row.ticket_no = Set(ticket_no);
+    row.query_code = Set(query_code);
+    row.channel = Set(i.channel.as_str().to_owned());
+    row.external_id = Set(i.external_id.clone());
+    row.category = Set(i.category.as_str().to_owned());
+    row.urgency = Set(i.urgency.as_str().to_owned());
+    row.title = Set(i.title.clone());
+    row.content = Set(i.content.clone());
+    row.citizen_name = Set(i.citizen_name.clone());
+    row.citizen_phone = Set(i.citizen_phone.clone());
+    row.address = Set(i.address.clone());
+    row.district = Set(i.district.as_ref().map(|d| d.as_str().to_owned()));
+    row.created_by = Set(i.created_by.clone());
+    row.created_at = Set(now);
+    row.possible_duplicate_of = Set(possible_duplicate_of);
+    Ok(row.try_into_model()?)
 }
 
 impl Store {
