@@ -317,6 +317,9 @@ impl Application {
             limits,
             routing,
         });
+        if let Some(r) = &state.redis {
+            state.tokens.listen(r);
+        }
         let data = state.clone();
         let https = state
             .settings

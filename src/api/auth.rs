@@ -4,7 +4,8 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Mutex, OnceLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
@@ -71,26 +72,98 @@ type CachedToken = (Caller, DateTime<Utc>, Instant);
 
 /// This instance's memory of authentication. Token look-ups are cached
 /// briefly so a busy agent does not cost a query a request (expiry is still
-/// checked against the stored instant; a revocation here drops its entries
-/// at once, other instances' caches forget within 30 s). It also holds the
-/// log-in guard, built on first use from the settings.
+/// checked against the stored instant). A revocation (log-out, password
+/// change, a user changed or disabled) drops the entries here at once and,
+/// with Redis, is announced to every other instance, which drops them too;
+/// without Redis, or while it is down, other instances forget within 30 s.
+/// It also holds the log-in guard, built on first use from the settings.
 #[derive(Default)]
 pub struct TokenCache {
-    entries: Mutex<HashMap<String, CachedToken>>,
+    shared: Arc<Entries>,
     guard: OnceLock<LoginGuard>,
+}
+
+/// The cached tokens and a count of revocations seen. A look-up that read
+/// the database while a revocation arrived must not cache what it read (it
+/// may predate the revocation): it notes the count before reading and
+/// caches only if the count is unchanged.
+#[derive(Default)]
+struct Entries {
+    map: Mutex<HashMap<String, CachedToken>>,
+    revocations: AtomicU64,
 }
 
 const CACHE_FOR: Duration = Duration::from_secs(30);
 
+/// The Redis channel on which instances announce revocations: `t:<token
+/// hash>` or `u:<user id>`.
+const REVOCATIONS: &str = "hotline:token-revocations";
+
+/// What a revocation covers.
+enum Revoked<'a> {
+    Token(&'a str),
+    User(i64),
+}
+
+impl Entries {
+    /// Applies a revocation and counts it.
+    fn drop_where(&self, revoked: Option<&Revoked>) {
+        if let Ok(mut map) = self.map.lock() {
+            match revoked {
+                Some(Revoked::Token(hash)) => {
+                    map.remove(*hash);
+                }
+                Some(Revoked::User(id)) => map.retain(|_, (c, _, _)| c.id != *id),
+                None => map.clear(),
+            }
+            self.revocations.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// A message from [`REVOCATIONS`]; anything unreadable empties the cache.
+    fn apply(&self, message: &str) {
+        match message.split_once(':') {
+            Some(("t", hash)) => self.drop_where(Some(&Revoked::Token(hash))),
+            Some(("u", id)) => match id.parse() {
+                Ok(id) => self.drop_where(Some(&Revoked::User(id))),
+                Err(_) => self.drop_where(None),
+            },
+            _ => self.drop_where(None),
+        }
+    }
+}
+
 impl TokenCache {
+    /// Hears the other instances' revocations through Redis. Whenever the
+    /// subscription is (re)made the whole cache is dropped: announcements
+    /// made while it was down are lost.
+    pub fn listen(&self, redis: &crate::infra::redis::RedisHandle) {
+        let (on_subscribed, on_message) = (self.shared.clone(), self.shared.clone());
+        redis.listen(
+            REVOCATIONS,
+            move || on_subscribed.drop_where(None),
+            move |m| on_message.apply(&m),
+        );
+    }
+
     fn get(&self, hash: &str, now: DateTime<Utc>) -> Option<Caller> {
-        let map = self.entries.lock().ok()?;
+        let map = self.shared.map.lock().ok()?;
         let (c, exp, at) = map.get(hash)?;
         (*exp > now && at.elapsed() < CACHE_FOR).then(|| c.clone())
     }
 
-    fn put(&self, hash: String, c: Caller, exp: DateTime<Utc>) {
-        if let Ok(mut map) = self.entries.lock() {
+    /// The revocation count, to hand to [`TokenCache::put`].
+    fn revocations(&self) -> u64 {
+        self.shared.revocations.load(Ordering::SeqCst)
+    }
+
+    /// Caches a look-up made after `seen` was read, unless a revocation
+    /// arrived since.
+    fn put(&self, seen: u64, hash: String, c: Caller, exp: DateTime<Utc>) {
+        if let Ok(mut map) = self.shared.map.lock() {
+            if self.shared.revocations.load(Ordering::SeqCst) != seen {
+                return;
+            }
             if map.len() > 10_000 {
                 map.retain(|_, (_, _, at)| at.elapsed() < CACHE_FOR);
             }
@@ -98,16 +171,19 @@ impl TokenCache {
         }
     }
 
-    fn forget(&self, hash: &str) {
-        if let Ok(mut map) = self.entries.lock() {
-            map.remove(hash);
-        }
-    }
-
-    /// Drops every cached token of a user (revoked, disabled, or changed).
-    fn forget_user(&self, user_id: i64) {
-        if let Ok(mut map) = self.entries.lock() {
-            map.retain(|_, (c, _, _)| c.id != user_id);
+    /// Drops a revocation's entries here and announces it to the other
+    /// instances. Called after the database has it, so no instance can
+    /// read the old state back into its cache.
+    async fn revoked(&self, redis: Option<&crate::infra::redis::RedisHandle>, what: Revoked<'_>) {
+        self.shared.drop_where(Some(&what));
+        if let Some(r) = redis {
+            let message = match what {
+                Revoked::Token(hash) => format!("t:{hash}"),
+                Revoked::User(id) => format!("u:{id}"),
+            };
+            if let Err(e) = r.publish(REVOCATIONS, &message).await {
+                tracing::warn!(error = %e, "revocation not announced (Redis unavailable): other instances forget the token within 30 s");
+            }
         }
     }
 }
@@ -218,22 +294,26 @@ pub async fn caller_for_token(state: &AppState, token: &str) -> Result<Caller, A
     if let Some(c) = state.tokens.get(&hash, now) {
         return Ok(c);
     }
+    let seen = state.tokens.revocations();
     let (u, exp) = state
         .store
         .token_user(&hash, now)
         .await?
         .ok_or_else(|| ApiError::unauthorized("the token is invalid or has expired"))?;
     let c = caller_of(&u)?;
-    state.tokens.put(hash, c.clone(), exp);
+    state.tokens.put(seen, hash, c.clone(), exp);
     Ok(c)
 }
 
-/// Ends a token's life (log-out): revoked in the database and dropped from
-/// this instance's cache (other instances' caches forget it within 30 s).
+/// Ends a token's life (log-out): revoked in the database, then dropped from
+/// every instance's cache.
 pub async fn revoke_token(state: &AppState, token: &str) -> Result<(), ApiError> {
     let hash = hash_token(token);
-    state.tokens.forget(&hash);
     state.store.revoke_token(&hash, crate::store::now()).await?;
+    state
+        .tokens
+        .revoked(state.redis.as_ref(), Revoked::Token(&hash))
+        .await;
     Ok(())
 }
 
@@ -535,7 +615,10 @@ pub async fn change_password(
         .update_user(caller.id, &changes, true, crate::store::now())
         .await?
         .ok_or_else(ApiError::not_found)?;
-    state.tokens.forget_user(caller.id);
+    state
+        .tokens
+        .revoked(state.redis.as_ref(), Revoked::User(caller.id))
+        .await;
     tracing::info!(user = %caller.username, "password changed; every token revoked");
     Ok(HttpResponse::NoContent().finish())
 }
@@ -657,7 +740,10 @@ pub async fn update_user(
         .await?
         .ok_or_else(ApiError::not_found)?;
     // Role, department or state may have changed: no cached caller survives.
-    state.tokens.forget_user(id);
+    state
+        .tokens
+        .revoked(state.redis.as_ref(), Revoked::User(id))
+        .await;
     tracing::info!(user = %u.username, by = %caller.username, revoked = revoke, "user changed");
     Ok(HttpResponse::Ok().json(user_json(&u)))
 }

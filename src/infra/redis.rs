@@ -129,6 +129,25 @@ impl RedisHandle {
     /// Forwards every message on `channel` into `tx`, resubscribing after
     /// any failure, for as long as the process runs.
     pub fn forward(&self, channel: &'static str, tx: broadcast::Sender<String>) {
+        self.listen(
+            channel,
+            || {},
+            move |p| {
+                let _ = tx.send(p);
+            },
+        );
+    }
+
+    /// Calls `on_message` with every message on `channel`, for as long as the
+    /// process runs, resubscribing after any failure. `on_subscribed` runs
+    /// each time a subscription is (re)established: messages published while
+    /// it was down are lost, and a listener may need to make up for them.
+    pub fn listen(
+        &self,
+        channel: &'static str,
+        on_subscribed: impl Fn() + Send + Sync + 'static,
+        on_message: impl Fn(String) + Send + Sync + 'static,
+    ) {
         let client = self.client.clone();
         tokio::spawn(async move {
             use futures_util::StreamExt;
@@ -137,10 +156,11 @@ impl RedisHandle {
                     Ok(mut ps) => match ps.subscribe(channel).await {
                         Ok(()) => {
                             tracing::info!(channel, "subscribed to Redis");
+                            on_subscribed();
                             let mut stream = ps.into_on_message();
                             while let Some(msg) = stream.next().await {
                                 if let Ok(p) = msg.get_payload::<String>() {
-                                    let _ = tx.send(p);
+                                    on_message(p);
                                 }
                             }
                             tracing::warn!(channel, "Redis subscription ended; resubscribing");

@@ -65,7 +65,7 @@ impl<'c> CopyLines<'c> {
     /// The next row without its newline, or `None` at the end.
     pub async fn next_line(&mut self) -> StoreResult<Option<&[u8]>> {
         loop {
-            if let Some(i) = memchr(b'\n', &self.buf[self.start..]) {
+            if let Some(i) = memchr::memchr(b'\n', &self.buf[self.start..]) {
                 let line = self.start..self.start + i;
                 self.start += i + 1;
                 return Ok(Some(&self.buf[line]));
@@ -77,7 +77,11 @@ impl<'c> CopyLines<'c> {
                     Ok(None)
                 };
             }
-            self.buf.drain(..self.start);
+            if self.start == self.buf.len() {
+                self.buf.clear();
+            } else {
+                self.buf.drain(..self.start);
+            }
             self.start = 0;
             match self.stream.next().await {
                 Some(chunk) => self.buf.extend_from_slice(&chunk.map_err(copy_err)?),
@@ -87,79 +91,74 @@ impl<'c> CopyLines<'c> {
     }
 }
 
-fn memchr(b: u8, s: &[u8]) -> Option<usize> {
-    s.iter().position(|&c| c == b)
-}
-
-/// Splits a row into its raw fields (still escaped).
-pub fn fields(line: &[u8]) -> impl Iterator<Item = &[u8]> {
-    line.split(|&c| c == b'\t')
+/// Splits a row into its raw fields (still escaped). The row is checked to
+/// be UTF-8 once, here: the fields are slices of it at ASCII tabs, and
+/// escapes only stand for ASCII, so every text field is UTF-8 too.
+pub fn fields(line: &[u8]) -> StoreResult<impl Iterator<Item = &str>> {
+    let line = std::str::from_utf8(line).map_err(|_| corrupt("text", line))?;
+    Ok(line.split('\t'))
 }
 
 /// A text field: `None` for `\N`, escapes undone.
-pub fn text(field: &[u8]) -> StoreResult<Option<String>> {
-    if field == b"\\N" {
+pub fn text(field: &str) -> StoreResult<Option<String>> {
+    if field == "\\N" {
         return Ok(None);
     }
-    let raw = if !field.contains(&b'\\') {
-        field.to_vec()
-    } else {
-        let mut out = Vec::with_capacity(field.len());
-        let mut it = field.iter().copied();
-        while let Some(c) = it.next() {
-            if c != b'\\' {
-                out.push(c);
-                continue;
-            }
-            match it.next() {
-                Some(b'n') => out.push(b'\n'),
-                Some(b'r') => out.push(b'\r'),
-                Some(b't') => out.push(b'\t'),
-                Some(b'b') => out.push(8),
-                Some(b'f') => out.push(12),
-                Some(b'v') => out.push(11),
-                Some(b'\\') => out.push(b'\\'),
-                Some(other) => return Err(corrupt("escape", &[b'\\', other])),
-                None => return Err(corrupt("escape", field)),
-            }
+    if !field.contains('\\') {
+        return Ok(Some(field.to_owned()));
+    }
+    let mut out = String::with_capacity(field.len());
+    let mut it = field.chars();
+    while let Some(c) = it.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
         }
-        out
-    };
-    String::from_utf8(raw)
-        .map(Some)
-        .map_err(|e| corrupt("text", e.as_bytes()))
+        match it.next() {
+            Some('n') => out.push('\n'),
+            Some('r') => out.push('\r'),
+            Some('t') => out.push('\t'),
+            Some('b') => out.push('\u{8}'),
+            Some('f') => out.push('\u{c}'),
+            Some('v') => out.push('\u{b}'),
+            Some('\\') => out.push('\\'),
+            Some(other) => return Err(corrupt("escape", format!("\\{other}").as_bytes())),
+            None => return Err(corrupt("escape", field.as_bytes())),
+        }
+    }
+    Ok(Some(out))
 }
 
 fn required<T>(v: Option<T>, what: &str) -> StoreResult<T> {
     v.ok_or_else(|| StoreError::Corrupt(format!("COPY row: {what} is NULL")))
 }
 
-pub fn int(field: &[u8]) -> StoreResult<Option<i64>> {
-    if field == b"\\N" {
+pub fn int(field: &str) -> StoreResult<Option<i64>> {
+    if field == "\\N" {
         return Ok(None);
     }
-    std::str::from_utf8(field)
-        .ok()
-        .and_then(|s| s.parse().ok())
+    field
+        .parse()
         .map(Some)
-        .ok_or_else(|| corrupt("integer", field))
+        .map_err(|_| corrupt("integer", field.as_bytes()))
 }
 
-pub fn boolean(field: &[u8]) -> StoreResult<Option<bool>> {
+pub fn boolean(field: &str) -> StoreResult<Option<bool>> {
     match field {
-        b"\\N" => Ok(None),
-        b"t" => Ok(Some(true)),
-        b"f" => Ok(Some(false)),
-        _ => Err(corrupt("boolean", field)),
+        "\\N" => Ok(None),
+        "t" => Ok(Some(true)),
+        "f" => Ok(Some(false)),
+        _ => Err(corrupt("boolean", field.as_bytes())),
     }
 }
 
 /// A `timestamptz` as PostgreSQL prints it with `DateStyle = ISO` and
 /// `TimeZone = UTC`: `2024-03-05 09:12:33.123456+00`.
-pub fn time(field: &[u8]) -> StoreResult<Option<DateTime<Utc>>> {
-    if field == b"\\N" {
+pub fn time(field: &str) -> StoreResult<Option<DateTime<Utc>>> {
+    if field == "\\N" {
         return Ok(None);
     }
+    let field = field.as_bytes();
     let bad = || corrupt("timestamp", field);
     let digits = |r: std::ops::Range<usize>| -> Option<u32> {
         let s = field.get(r)?;
@@ -205,7 +204,7 @@ pub const TICKET_COLUMNS: &str = "id, ticket_no, query_code, channel, external_i
      satisfaction, version";
 
 pub fn ticket_from_line(line: &[u8]) -> StoreResult<ticket::Model> {
-    let mut f = fields(line);
+    let mut f = fields(line)?;
     let mut next = || {
         f.next()
             .ok_or_else(|| StoreError::Corrupt("COPY row: too few ticket columns".into()))
@@ -257,7 +256,7 @@ pub const EVENT_COLUMNS: &str =
     "id, ticket_id, at, actor, kind, from_state, to_state, department, payload";
 
 pub fn event_from_line(line: &[u8]) -> StoreResult<ticket_event::Model> {
-    let mut f = fields(line);
+    let mut f = fields(line)?;
     let mut next = || {
         f.next()
             .ok_or_else(|| StoreError::Corrupt("COPY row: too few event columns".into()))
@@ -292,7 +291,7 @@ mod tests {
 
     #[test]
     fn timestamps_parse_with_and_without_fractions() {
-        let t = |s: &str| time(s.as_bytes()).unwrap().unwrap();
+        let t = |s: &str| time(s).unwrap().unwrap();
         assert_eq!(
             t("2024-03-05 09:12:33+00"),
             Utc.with_ymd_and_hms(2024, 3, 5, 9, 12, 33).unwrap()
@@ -305,7 +304,7 @@ mod tests {
             t("2024-03-05 09:12:33.000007+00").timestamp_subsec_micros(),
             7
         );
-        assert_eq!(time(b"\\N").unwrap(), None);
+        assert_eq!(time("\\N").unwrap(), None);
         for bad in [
             "2024-03-05 09:12:33+08",
             "2024-13-05 09:12:33+00",
@@ -313,17 +312,18 @@ mod tests {
             "2024-03-05 09:12:33.1234567+00",
             "garbage",
         ] {
-            assert!(time(bad.as_bytes()).is_err(), "{bad}");
+            assert!(time(bad).is_err(), "{bad}");
         }
     }
 
     #[test]
     fn text_fields_undo_copy_escapes() {
-        assert_eq!(text(br"a\tb\nc\\d\re").unwrap().unwrap(), "a\tb\nc\\d\re");
-        assert_eq!(text(b"\\N").unwrap(), None);
-        assert_eq!(text("中文".as_bytes()).unwrap().unwrap(), "中文");
-        assert!(text(br"bad\q").is_err());
-        assert!(text(b"\xff").is_err());
+        assert_eq!(text(r"a\tb\nc\\d\re").unwrap().unwrap(), "a\tb\nc\\d\re");
+        assert_eq!(text("\\N").unwrap(), None);
+        assert_eq!(text("中文").unwrap().unwrap(), "中文");
+        assert_eq!(text(r"中\t文").unwrap().unwrap(), "中\t文");
+        assert!(text(r"bad\q").is_err());
+        assert!(fields(b"a\t\xff").is_err());
     }
 
     #[test]

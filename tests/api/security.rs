@@ -672,3 +672,77 @@ both!(
         }
     }
 );
+
+/// Polls `token` on `app` until it is refused, for at most `within`.
+async fn refused_within(app: &TestApp, token: &str, within: Duration) -> bool {
+    let until = std::time::Instant::now() + within;
+    loop {
+        if app.get("/api/v1/auth/me", token).await.status == 401 {
+            return true;
+        }
+        if std::time::Instant::now() > until {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[actix_web::test]
+async fn a_revocation_on_one_instance_reaches_the_others_cache_at_once() {
+    let Some((redis, backend)) = shared_redis("cross-instance token revocation test") else {
+        return;
+    };
+    let overrides = [("redis.url", redis.as_str())];
+    let a = TestApp::spawn_with(backend, &overrides)
+        .await
+        .expect("instance a");
+    let b = TestApp::spawn_on(backend, Some(&a.db_url), &overrides)
+        .await
+        .expect("instance b");
+    // Both subscriptions reach Redis (a subscription made later empties
+    // the cache, which would pass this test for the wrong reason).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    a.user("agent1", "agent", None).await;
+    a.user("agent2", "agent", None).await;
+    let out = a.login("agent1", "agent1-password").await;
+    let kept = a.login("agent1", "agent1-password").await;
+    let disabled = a.login("agent2", "agent2-password").await;
+    // Each token is cached by instance b (30 s without a word from a).
+    for t in [&out, &kept, &disabled] {
+        b.get("/api/v1/auth/me", t).await.expect(200);
+        b.get("/api/v1/auth/me", t).await.expect(200);
+    }
+
+    // Log-out on a: b refuses the token well inside its cache time.
+    let r = a.post("/api/v1/auth/logout", &out, &json!({})).await;
+    assert_eq!(r.status, 204, "{}", r.body);
+    assert!(
+        refused_within(&b, &out, Duration::from_secs(3)).await,
+        "b still honours a token logged out on a"
+    );
+    b.get("/api/v1/auth/me", &kept).await.expect(200);
+
+    // A user disabled on a: b refuses their tokens too.
+    let users = a.get("/api/v1/users", &a.admin).await;
+    let id = users.expect(200)["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["username"] == "agent2")
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let res = a
+        .client
+        .patch(a.url(&format!("/api/v1/users/{id}")))
+        .bearer_auth(&a.admin)
+        .send_json(&json!({"active": false}))
+        .await
+        .expect("sent");
+    assert_eq!(res.status().as_u16(), 200);
+    assert!(
+        refused_within(&b, &disabled, Duration::from_secs(3)).await,
+        "b still honours the token of a user disabled on a"
+    );
+    b.get("/api/v1/auth/me", &kept).await.expect(200);
+}
