@@ -697,15 +697,25 @@ impl<'a> Canonical<'a> {
 /// groups of three, as many as needed), without a `String` or the
 /// formatting machinery: an export writes about 15 per ticket.
 fn write_time(out: &mut Vec<u8>, t: DateTime<Utc>) {
-    let local = t.with_timezone(&city_tz());
-    let offset = local.offset().local_minus_utc();
-    let nanos = local.timestamp_subsec_nanos();
-    let year = local.year();
+    let offset = city_tz().local_minus_utc();
+    let nanos = t.timestamp_subsec_nanos();
+    // The city's civil date and time, from the day count (H. Hinnant's
+    // `civil_from_days`), without chrono's per-field accessors.
+    let local = t.timestamp() + i64::from(offset);
+    let (days, second_of_day) = (local.div_euclid(86_400), local.rem_euclid(86_400) as u32);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
     if !(0..=9999).contains(&year) || nanos >= 1_000_000_000 || offset % 60 != 0 {
-        out.extend_from_slice(local.to_rfc3339().as_bytes());
+        out.extend_from_slice(t.with_timezone(&city_tz()).to_rfc3339().as_bytes());
         return;
     }
-    use chrono::Timelike;
     let two = |out: &mut Vec<u8>, v: u32| {
         out.extend_from_slice(&[b'0' + (v / 10) as u8, b'0' + (v % 10) as u8])
     };
@@ -713,15 +723,15 @@ fn write_time(out: &mut Vec<u8>, t: DateTime<Utc>) {
     two(out, y / 100);
     two(out, y % 100);
     out.push(b'-');
-    two(out, local.month());
+    two(out, month);
     out.push(b'-');
-    two(out, local.day());
+    two(out, day);
     out.push(b'T');
-    two(out, local.hour());
+    two(out, second_of_day / 3_600);
     out.push(b':');
-    two(out, local.minute());
+    two(out, second_of_day / 60 % 60);
     out.push(b':');
-    two(out, local.second());
+    two(out, second_of_day % 60);
     let (digits, mut frac) = match nanos {
         0 => (0, 0),
         n if n % 1_000_000 == 0 => (3, n / 1_000_000),

@@ -18,6 +18,7 @@ mod m20261202_000012_created_by_index;
 mod m20261202_000013_scope_state;
 mod m20261202_000014_autovacuum;
 mod m20261202_000015_partial_clock_indexes;
+mod m20261202_000016_merged_by_creation;
 
 pub struct Migrator;
 
@@ -40,6 +41,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000013_scope_state::Migration),
             Box::new(m20261202_000014_autovacuum::Migration),
             Box::new(m20261202_000015_partial_clock_indexes::Migration),
+            Box::new(m20261202_000016_merged_by_creation::Migration),
         ]
     }
 }
