@@ -229,6 +229,18 @@ impl TestApp {
         Some(t)
     }
 
+    /// Two instances on one fresh database with the same overrides: for
+    /// what instances share (Redis, the database).
+    pub async fn pair(backend: Backend, overrides: &[(&str, &str)]) -> (TestApp, TestApp) {
+        let a = TestApp::spawn_with(backend, overrides)
+            .await
+            .expect("instance a");
+        let b = TestApp::spawn_on(backend, Some(&a.db_url), overrides)
+            .await
+            .expect("instance b");
+        (a, b)
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }

@@ -648,12 +648,7 @@ async fn two_instances_sharing_redis_share_one_limit() {
         ("mailbox.per_address_per_minute", "6"),
         ("mailbox.client_ip_header", "X-Real-IP"),
     ];
-    let a = TestApp::spawn_with(backend, &overrides)
-        .await
-        .expect("instance a");
-    let b = TestApp::spawn_on(backend, Some(&a.db_url), &overrides)
-        .await
-        .expect("instance b");
+    let (a, b) = TestApp::pair(backend, &overrides).await;
     // One phone, alternating instances (and addresses): four in all.
     let ip = |i: usize| {
         if i.is_multiple_of(2) {

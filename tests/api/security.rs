@@ -208,12 +208,7 @@ async fn instances_sharing_redis_share_the_failure_counts() {
         ("redis.url", redis.as_str()),
         ("auth.redis_prefix", prefix.as_str()),
     ];
-    let a = TestApp::spawn_on(backend, None, &overrides)
-        .await
-        .expect("first instance");
-    let b = TestApp::spawn_on(backend, Some(&a.db_url), &overrides)
-        .await
-        .expect("second instance");
+    let (a, b) = TestApp::pair(backend, &overrides).await;
     a.user("agent1", "agent", None).await;
     for app in [&a, &b, &a, &b, &a] {
         let r = login_raw(app, "agent1", "wrong-password", &[]).await;
@@ -693,12 +688,7 @@ async fn a_revocation_on_one_instance_reaches_the_others_cache_at_once() {
         return;
     };
     let overrides = [("redis.url", redis.as_str())];
-    let a = TestApp::spawn_with(backend, &overrides)
-        .await
-        .expect("instance a");
-    let b = TestApp::spawn_on(backend, Some(&a.db_url), &overrides)
-        .await
-        .expect("instance b");
+    let (a, b) = TestApp::pair(backend, &overrides).await;
     // Both subscriptions reach Redis (a subscription made later empties
     // the cache, which would pass this test for the wrong reason).
     tokio::time::sleep(Duration::from_millis(500)).await;

@@ -90,12 +90,7 @@ async fn two_instances_sharing_redis_both_hear_events_made_on_either() {
         return;
     };
     let overrides = [("redis.url", redis.as_str())];
-    let a = TestApp::spawn_with(backend, &overrides)
-        .await
-        .expect("instance a");
-    let b = TestApp::spawn_on(backend, Some(&a.db_url), &overrides)
-        .await
-        .expect("instance b");
+    let (a, b) = TestApp::pair(backend, &overrides).await;
     let o = Office::new(&a).await;
     let leader_b = b.login("leader1", "leader1-password").await;
     let leader_a = a.login("leader1", "leader1-password").await;
