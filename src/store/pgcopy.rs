@@ -22,18 +22,10 @@ fn corrupt(what: &str, field: &[u8]) -> StoreError {
     ))
 }
 
-/// Session settings the parser relies on: ISO dates, UTC offsets.
+/// Session settings the parser relies on: ISO dates, UTC offsets. The
+/// export's connections are closed afterwards, never pooled with them.
 pub async fn prepare(conn: &mut PoolConnection<Postgres>) -> StoreResult<()> {
     sqlx::raw_sql("SET DateStyle = 'ISO, YMD'; SET TimeZone = 'UTC'; SET jit = off")
-        .execute(&mut **conn)
-        .await
-        .map_err(copy_err)?;
-    Ok(())
-}
-
-/// Undoes [`prepare`] before a connection goes back to the pool.
-pub async fn restore(conn: &mut PoolConnection<Postgres>) -> StoreResult<()> {
-    sqlx::raw_sql("RESET DateStyle; RESET TimeZone")
         .execute(&mut **conn)
         .await
         .map_err(copy_err)?;
