@@ -417,7 +417,7 @@ pub fn row(
 
 /// Buffers [`each_field`] reuses from row to row.
 #[derive(Default)]
-pub struct RowScratch {
+struct RowScratch {
     history: Vec<u8>,
     cell: Vec<u8>,
 }
@@ -425,7 +425,7 @@ pub struct RowScratch {
 /// Hands each field of a ticket's ledger row to `field`, in [`COLUMNS`]
 /// order, as the UTF-8 bytes of its text: [`row`] for the API's pages and the
 /// CSV writer alike, without a `String` per field for the latter.
-pub fn each_field(
+fn each_field(
     t: &ticket::Model,
     events: &[ticket_event::Model],
     numbers: &HashMap<i64, String>,
