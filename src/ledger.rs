@@ -202,10 +202,7 @@ type PgConn = sea_orm::sqlx::pool::PoolConnection<sea_orm::sqlx::Postgres>;
 async fn copy_connections(store: &Store) -> StoreResult<[PgConn; 2]> {
     let pool = store.db.get_postgres_connection_pool();
     let one = || async {
-        let mut c = pool
-            .acquire()
-            .await
-            .map_err(|e| StoreError::Db(sea_orm::DbErr::Custom(e.to_string())))?;
+        let mut c = pool.acquire().await.map_err(crate::store::sqlx_error)?;
         c.close_on_drop();
         Ok::<_, StoreError>(c)
     };
@@ -277,7 +274,7 @@ impl<'a> Source<'a> {
             )))
             .fetch_one(&mut **b)
             .await
-            .map_err(|e| StoreError::Db(sea_orm::DbErr::Custom(e.to_string())))?;
+            .map_err(crate::store::sqlx_error)?;
         let tickets = CopyLines::open(
             a,
             &format!("SELECT {TICKET_COLUMNS} FROM tickets WHERE {filter} ORDER BY id"),
@@ -297,7 +294,7 @@ impl<'a> Source<'a> {
                 )
                 .execute(&mut **b)
                 .await
-                .map_err(|e| StoreError::Db(sea_orm::DbErr::Custom(e.to_string())))?;
+                .map_err(crate::store::sqlx_error)?;
                 CopyLines::open(
                     b,
                     &format!(
@@ -803,12 +800,12 @@ pub async fn export_csv<W: std::io::Write>(
         Ok(())
     });
 
-    let mut header = csv::Writer::from_writer(Vec::new());
-    header
-        .write_record(COLUMNS)
-        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    out.write_all(&header.into_inner().unwrap_or_default())
-        .map_err(io)?;
+    let mut header = Vec::new();
+    for (i, c) in COLUMNS.iter().enumerate() {
+        csv_field(&mut header, i == 0, c.as_bytes());
+    }
+    header.push(b'\n');
+    out.write_all(&header).map_err(io)?;
 
     let mut n: u64 = 0;
     let mut failed = None;

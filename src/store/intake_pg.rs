@@ -19,7 +19,7 @@
 //! made on an empty table.
 
 use std::collections::HashMap;
-use std::sync::{Arc, LazyLock};
+use std::sync::LazyLock;
 
 use chrono::{DateTime, Utc};
 use sea_orm::sqlx::{self, Row};
@@ -28,7 +28,7 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use super::duplicates::{MAX_EARLIER, Repeat, Row as Earlier, lookup_keys, match_earlier};
 use super::entities::ticket;
 use super::tickets::{Created, answers, creation_rollup, query_code, registered_model};
-use super::{Store, StoreError, StoreResult};
+use super::{Store, StoreError, StoreResult, sqlx_error};
 use crate::domain::appeal::NewAppeal;
 use crate::domain::calendar::city_tz;
 use crate::domain::duplicates::window_start;
@@ -47,12 +47,6 @@ pub const SESSION_OPTIONS: [(&str, &str); 5] = [
     ("enable_mergejoin", "off"),
     ("plan_cache_mode", "force_generic_plan"),
 ];
-
-fn db_err(e: sqlx::Error) -> StoreError {
-    StoreError::Db(sea_orm::DbErr::Query(sea_orm::RuntimeErr::SqlxError(
-        Arc::new(e),
-    )))
-}
 
 /// Round trip 1: numbers for `$2` channels (`$3` each) on day `$1`, and the
 /// tickets since `$4` with a phone in `$5` or an address in `$6`. Sequence
@@ -171,7 +165,7 @@ impl Store {
                 .bind(channels)
                 .fetch_all(alloc)
                 .await
-                .map_err(db_err)?;
+                .map_err(sqlx_error)?;
             if !ids.is_empty() {
                 let found = ticket::Entity::find()
                     .filter(ticket::Column::Id.is_in(ids))
@@ -247,13 +241,13 @@ impl Store {
             .bind(addresses)
             .fetch_all(alloc)
             .await
-            .map_err(db_err)?;
+            .map_err(sqlx_error)?;
         let mut next_seq: HashMap<Channel, i64> = HashMap::new();
         let mut earlier: Vec<Earlier> = Vec::new();
         for r in rows {
-            let last: Option<i64> = r.try_get(1).map_err(db_err)?;
+            let last: Option<i64> = r.try_get(1).map_err(sqlx_error)?;
             if let Some(last) = last {
-                let ch: String = r.try_get(0).map_err(db_err)?;
+                let ch: String = r.try_get(0).map_err(sqlx_error)?;
                 let ch = ch
                     .parse::<Channel>()
                     .map_err(|_| StoreError::Corrupt(format!("channel `{ch}`")))?;
@@ -269,12 +263,12 @@ impl Store {
                 next_seq.insert(ch, last - n + 1);
             } else {
                 earlier.push((
-                    r.try_get(2).map_err(db_err)?,
-                    r.try_get(3).map_err(db_err)?,
-                    r.try_get(4).map_err(db_err)?,
-                    r.try_get(5).map_err(db_err)?,
-                    r.try_get(6).map_err(db_err)?,
-                    r.try_get(7).map_err(db_err)?,
+                    r.try_get(2).map_err(sqlx_error)?,
+                    r.try_get(3).map_err(sqlx_error)?,
+                    r.try_get(4).map_err(sqlx_error)?,
+                    r.try_get(5).map_err(sqlx_error)?,
+                    r.try_get(6).map_err(sqlx_error)?,
+                    r.try_get(7).map_err(sqlx_error)?,
                 ));
             }
         }
@@ -330,10 +324,13 @@ impl Store {
         for c in 0..Col::ALL.len() {
             q = q.bind(rollup.values().map(|v| v.0[c]).collect::<Vec<i64>>());
         }
-        let inserted = q.fetch_all(intake).await.map_err(db_err)?;
+        let inserted = q.fetch_all(intake).await.map_err(sqlx_error)?;
         let mut id_of: HashMap<String, i64> = HashMap::with_capacity(inserted.len());
         for r in inserted {
-            id_of.insert(r.try_get(1).map_err(db_err)?, r.try_get(0).map_err(db_err)?);
+            id_of.insert(
+                r.try_get(1).map_err(sqlx_error)?,
+                r.try_get(0).map_err(sqlx_error)?,
+            );
         }
 
         // The stored rows, as `RETURNING *` would give them.

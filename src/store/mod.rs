@@ -61,6 +61,14 @@ impl StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// A raw sqlx error as a store error, kept whole (not flattened to text), so
+/// that a lost connection is still told apart as "unavailable" (503).
+pub(crate) fn sqlx_error(e: sea_orm::sqlx::Error) -> StoreError {
+    StoreError::Db(sea_orm::DbErr::Query(sea_orm::RuntimeErr::SqlxError(
+        std::sync::Arc::new(e),
+    )))
+}
+
 /// A SQLite result code (extended or primary) worth a retry shortly: busy,
 /// locked, I/O error, full, cannot open (the primary code is the low byte).
 pub(crate) fn sqlite_unavailable(code: i64) -> bool {
