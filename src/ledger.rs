@@ -1249,8 +1249,9 @@ pub async fn import_csv<R: std::io::Read + Send + 'static>(
     let (tx, rx) = tokio::sync::mpsc::channel::<Chunk>(2);
     let parser = std::thread::spawn(move || {
         let mut blocked = std::time::Duration::ZERO;
-        let mut seen: HashSet<String> = HashSet::new();
-        let mut numbers: HashSet<String> = HashSet::new();
+        // foldhash: SipHash over 2 M keys was a tenth of this thread's time.
+        let mut seen: HashSet<String, foldhash::fast::RandomState> = HashSet::default();
+        let mut numbers: HashSet<String, foldhash::fast::RandomState> = HashSet::default();
         let mut record = csv::StringRecord::new();
         let mut chunk = Chunk {
             parsed: Vec::with_capacity(IMPORT_BATCH),

@@ -19,6 +19,7 @@ mod m20261202_000013_scope_state;
 mod m20261202_000014_autovacuum;
 mod m20261202_000015_partial_clock_indexes;
 mod m20261202_000016_merged_by_creation;
+mod m20261203_000017_unused_event_indexes;
 
 pub struct Migrator;
 
@@ -42,6 +43,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000014_autovacuum::Migration),
             Box::new(m20261202_000015_partial_clock_indexes::Migration),
             Box::new(m20261202_000016_merged_by_creation::Migration),
+            Box::new(m20261203_000017_unused_event_indexes::Migration),
         ]
     }
 }
