@@ -263,6 +263,20 @@ fn payload_time(p: &Value, key: &str) -> Option<DateTime<Utc>> {
         .map(|d| d.with_timezone(&Utc))
 }
 
+/// Whether [`history_facts`] reads the payload of an event of this kind (the
+/// others may be given `Value::Null`: a bulk load then skips parsing them).
+/// Dispatches also carry the co-departments that see the ticket.
+pub const fn history_reads_payload(kind: EventKind) -> bool {
+    matches!(
+        kind,
+        EventKind::Dispatched
+            | EventKind::Signed
+            | EventKind::ExtensionDecided
+            | EventKind::Callback
+            | EventKind::Reopened
+    )
+}
+
 /// What a ticket's whole history adds to the rollups: its final row and its
 /// events in order.
 pub fn history_facts(

@@ -591,6 +591,21 @@ proptest! {
     }
 
     #[test]
+    fn history_reads_only_the_payloads_it_says(seed in any::<u64>(), n in 1usize..12) {
+        // The bulk import leaves the other payloads unparsed (null).
+        for h in simulate(seed, n, at(2026, 9, 20, 8, 0)) {
+            let full = history_facts(h.created_at, h.last(), &h.events());
+            let mut events = h.events();
+            for e in &mut events {
+                if !history_reads_payload(e.kind) {
+                    e.payload = serde_json::Value::Null;
+                }
+            }
+            prop_assert_eq!(full, history_facts(h.created_at, h.last(), &events));
+        }
+    }
+
+    #[test]
     fn rollup_figures_equal_the_raw_count(
         seed in any::<u64>(),
         n in 1usize..16,

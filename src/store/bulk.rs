@@ -4,7 +4,7 @@
 //! PostgreSQL uses COPY; SQLite multi-row inserts under the write lock.
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DbBackend, Statement};
+use sea_orm::{ConnectionTrait, DbBackend, Statement, TransactionTrait};
 
 use super::entities::{ticket, ticket_event};
 use super::{Store, StoreError, StoreResult};
@@ -251,9 +251,84 @@ pub(super) fn rollup_cells<'a>(
     cells.extend(counts.0.iter().map(|v| Cell::Int(*v)));
 }
 
+/// Where a PostgreSQL bulk load puts a batch's rollup rows.
+#[derive(Clone, Copy)]
+enum RollupTarget {
+    /// Added into `stats_daily` at this shard.
+    Shard(i16),
+    /// Appended to `stats_pending` under this tag.
+    Pending(i16),
+}
+
+/// The rollup tables' columns: key, shard when asked, counters.
+fn rollup_columns(shard: bool) -> Vec<&'static str> {
+    ["dim", "day", "department", "value"]
+        .into_iter()
+        .chain(shard.then_some("shard"))
+        .chain(Col::ALL.iter().map(|c| c.name()))
+        .collect()
+}
+
+/// Adds `rollup` into `stats_daily` at `shard`: COPY into a scratch table,
+/// then one upsert from it (a VALUES list of thousands of rows costs more to
+/// parse than to apply).
+async fn upsert_rollup_pg(
+    tx: &mut sea_orm::sqlx::Transaction<'_, sea_orm::sqlx::Postgres>,
+    rollup: &Rollup,
+    shard: i16,
+) -> StoreResult<()> {
+    let stats: Vec<_> = rollup.iter().filter(|(_, c)| !c.is_zero()).collect();
+    if stats.is_empty() {
+        return Ok(());
+    }
+    let cols = rollup_columns(false);
+    let exec = |sql: String| sea_orm::sqlx::query(sea_orm::sqlx::AssertSqlSafe(sql));
+    exec(
+        "CREATE TEMPORARY TABLE IF NOT EXISTS stats_load \
+          (LIKE stats_daily INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+            .to_owned(),
+    )
+    .execute(&mut **tx)
+    .await
+    .map_err(sqlx_err)?;
+    let mut cells = Vec::with_capacity(cols.len());
+    copy(tx, "stats_load", &cols, stats, |out, (key, counts)| {
+        rollup_cells(&mut cells, key, counts, None);
+        out.row(&cells);
+    })
+    .await?;
+    let sets: Vec<String> = Col::ALL
+        .iter()
+        .map(|c| format!("{0} = stats_daily.{0} + excluded.{0}", c.name()))
+        .collect();
+    exec(format!(
+        "INSERT INTO stats_daily ({0}, shard) SELECT {0}, {2} FROM stats_load \
+         ORDER BY dim, day, department, value \
+         ON CONFLICT (dim, day, department, value, shard) DO UPDATE SET {1}",
+        cols.join(", "),
+        sets.join(", "),
+        shard
+    ))
+    .execute(&mut **tx)
+    .await
+    .map_err(sqlx_err)?;
+    Ok(())
+}
+
 fn sqlx_err(e: sea_orm::sqlx::Error) -> StoreError {
     StoreError::Db(sea_orm::DbErr::Custom(format!("bulk load: {e}")))
 }
+
+/// Partial indexes a bulk load keeps up to date row by row rather than
+/// rebuilding after it: few rows qualify (open, escalated or merged
+/// tickets), so keeping them costs little, while each rebuild scans the
+/// whole tickets table (about a second per index after 1 M tickets).
+const KEPT_DURING_LOAD: &[&str] = &[
+    "idx_tickets_next_check",
+    "idx_tickets_escalated",
+    "idx_tickets_merged_into",
+    "idx_tickets_merged_by_creation",
+];
 
 impl Store {
     /// Ticket ids for `n` new tickets, taken from the table's own sequence
@@ -325,16 +400,103 @@ impl Store {
             return Ok(());
         }
         match self.backend() {
-            DbBackend::Postgres => self.bulk_insert_pg(batch, rollup, shard).await,
+            DbBackend::Postgres => {
+                self.bulk_insert_pg(batch, rollup, RollupTarget::Shard(shard))
+                    .await
+            }
             _ => self.bulk_insert_sqlite(batch, rollup).await,
         }
+    }
+
+    /// PostgreSQL: [`Store::bulk_insert`] with the batch's rollup rows
+    /// appended to `stats_pending` under `tag` (figures count them there),
+    /// for [`Store::fold_pending`] to add into `stats_daily` once at the
+    /// load's end.
+    pub async fn bulk_insert_pending(
+        &self,
+        batch: &[BulkTicket],
+        rollup: &Rollup,
+        tag: i16,
+    ) -> StoreResult<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        if self.backend() != DbBackend::Postgres {
+            return Err(StoreError::Corrupt(
+                "pending rollups exist on PostgreSQL only".into(),
+            ));
+        }
+        self.bulk_insert_pg(batch, rollup, RollupTarget::Pending(tag))
+            .await
+    }
+
+    /// Tags for [`Store::bulk_insert_pending`] that no pending row carries:
+    /// `n` of them, above any in use (rows left by a load that stopped
+    /// before its end keep counting, and are never taken for this one's).
+    pub async fn pending_tags(&self, n: usize) -> StoreResult<Vec<i16>> {
+        let row = self
+            .db
+            .query_one_raw(Statement::from_string(
+                DbBackend::Postgres,
+                "SELECT CAST(COALESCE(MAX(shard), 999) AS INTEGER) FROM stats_pending".to_owned(),
+            ))
+            .await?;
+        let top: i32 = row
+            .map(|r| r.try_get_by_index(0))
+            .transpose()?
+            .unwrap_or(999);
+        (1..=n as i32)
+            .map(|i| {
+                i16::try_from(top + i)
+                    .map_err(|_| StoreError::Conflict("too many unfinished bulk loads".into()))
+            })
+            .collect()
+    }
+
+    /// Adds `total` (the sum of the batches a load appended under `tags`)
+    /// into `stats_daily` at `shard` and removes those pending rows, in one
+    /// transaction: figures see the rows in one table or the other, never
+    /// both or neither.
+    pub async fn fold_pending(&self, total: &Rollup, tags: &[i16], shard: i16) -> StoreResult<()> {
+        let pool = self.db.get_postgres_connection_pool();
+        let mut tx = pool.begin().await.map_err(sqlx_err)?;
+        upsert_rollup_pg(&mut tx, total, shard).await?;
+        // Readers wait for the commit (moments): TRUNCATE gives the space
+        // back at once, where DELETE would leave dead rows every figure
+        // scans until a vacuum. Another load's rows are kept.
+        sea_orm::sqlx::query("LOCK TABLE stats_pending IN ACCESS EXCLUSIVE MODE")
+            .execute(&mut *tx)
+            .await
+            .map_err(sqlx_err)?;
+        let tags: Vec<i16> = tags.to_vec();
+        let others: bool = sea_orm::sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM stats_pending WHERE shard <> ALL($1))",
+        )
+        .bind(&tags)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(sqlx_err)?;
+        if others {
+            sea_orm::sqlx::query("DELETE FROM stats_pending WHERE shard = ANY($1)")
+                .bind(&tags)
+                .execute(&mut *tx)
+                .await
+                .map_err(sqlx_err)?;
+        } else {
+            sea_orm::sqlx::query("TRUNCATE stats_pending")
+                .execute(&mut *tx)
+                .await
+                .map_err(sqlx_err)?;
+        }
+        tx.commit().await.map_err(sqlx_err)?;
+        Ok(())
     }
 
     async fn bulk_insert_pg(
         &self,
         batch: &[BulkTicket],
         rollup: &Rollup,
-        shard: i16,
+        target: RollupTarget,
     ) -> StoreResult<()> {
         let pool = self.db.get_postgres_connection_pool();
         let mut tx = pool.begin().await.map_err(sqlx_err)?;
@@ -366,44 +528,24 @@ impl Store {
             },
         )
         .await?;
-        let stats: Vec<_> = rollup.iter().filter(|(_, c)| !c.is_zero()).collect();
-        if !stats.is_empty() {
-            // COPY into a scratch table, then one upsert from it: a VALUES
-            // list of thousands of rows costs more to parse than to apply.
-            let cols: Vec<&str> = ["dim", "day", "department", "value"]
-                .into_iter()
-                .chain(Col::ALL.iter().map(|c| c.name()))
-                .collect();
-            let exec = |sql: String| sea_orm::sqlx::query(sea_orm::sqlx::AssertSqlSafe(sql));
-            exec(
-                "CREATE TEMPORARY TABLE IF NOT EXISTS stats_load \
-                  (LIKE stats_daily INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
-                    .to_owned(),
-            )
-            .execute(&mut *tx)
-            .await
-            .map_err(sqlx_err)?;
-            let mut cells = Vec::with_capacity(cols.len());
-            copy(&mut tx, "stats_load", &cols, stats, |out, (key, counts)| {
-                rollup_cells(&mut cells, key, counts, None);
-                out.row(&cells);
-            })
-            .await?;
-            let sets: Vec<String> = Col::ALL
-                .iter()
-                .map(|c| format!("{0} = stats_daily.{0} + excluded.{0}", c.name()))
-                .collect();
-            exec(format!(
-                "INSERT INTO stats_daily ({0}, shard) SELECT {0}, {2} FROM stats_load \
-                 ORDER BY dim, day, department, value \
-                 ON CONFLICT (dim, day, department, value, shard) DO UPDATE SET {1}",
-                cols.join(", "),
-                sets.join(", "),
-                shard
-            ))
-            .execute(&mut *tx)
-            .await
-            .map_err(sqlx_err)?;
+        match target {
+            RollupTarget::Shard(shard) => upsert_rollup_pg(&mut tx, rollup, shard).await?,
+            RollupTarget::Pending(tag) => {
+                let cols = rollup_columns(true);
+                let mut cells = Vec::with_capacity(cols.len());
+                let rows = rollup.iter().filter(|(_, c)| !c.is_zero());
+                copy(
+                    &mut tx,
+                    "stats_pending",
+                    &cols,
+                    rows,
+                    |out, (key, counts)| {
+                        rollup_cells(&mut cells, key, counts, Some(tag));
+                        out.row(&cells);
+                    },
+                )
+                .await?;
+            }
         }
         tx.commit().await.map_err(sqlx_err)?;
         Ok(())
@@ -688,7 +830,8 @@ impl Store {
         Ok(out)
     }
 
-    /// Drops the non-unique indexes of the bulk-loaded tables and returns
+    /// Drops the non-unique indexes of the bulk-loaded tables (but those of
+    /// [`KEPT_DURING_LOAD`]) and returns
     /// their definitions, for [`Store::create_indexes`] after the load.
     pub async fn drop_secondary_indexes(&self) -> StoreResult<Vec<(String, String)>> {
         let b = self.backend();
@@ -707,7 +850,10 @@ impl Store {
             .query_all_raw(Statement::from_string(b, sql.to_owned()))
             .await?
         {
-            indexes.push((r.try_get_by_index(0)?, r.try_get_by_index(1)?));
+            let name: String = r.try_get_by_index(0)?;
+            if !KEPT_DURING_LOAD.contains(&name.as_str()) {
+                indexes.push((name, r.try_get_by_index(1)?));
+            }
         }
         for (name, _) in &indexes {
             self.db
@@ -720,6 +866,55 @@ impl Store {
     /// Creates indexes from their definitions (see
     /// [`Store::drop_secondary_indexes`]).
     pub async fn create_indexes(&self, indexes: &[(String, String)]) -> StoreResult<()> {
+        if self.backend() == DbBackend::Postgres && !indexes.is_empty() {
+            // Two builds at a time, each on its own connection, and each with
+            // room to sort in memory: with the server's default
+            // `maintenance_work_mem` (64 MB) a build over millions of rows
+            // sorts on disk. The events' and the scopes' indexes are built
+            // and their tables analysed as one job each, largest first, so an
+            // ANALYZE overlaps the other connection's builds instead of
+            // waiting for them (it cannot run beside a build on its table).
+            let on = |sql: &str, table: &str| sql.contains(&format!("{table} USING"));
+            let mut jobs: Vec<Vec<String>> = Vec::new();
+            for table in ["ticket_events", "ticket_departments"] {
+                let mut job: Vec<String> = indexes
+                    .iter()
+                    .filter(|(_, sql)| on(sql, table))
+                    .map(|(_, sql)| sql.clone())
+                    .collect();
+                if !job.is_empty() {
+                    job.push(format!("ANALYZE {table}"));
+                    jobs.push(job);
+                }
+            }
+            jobs.extend(
+                indexes
+                    .iter()
+                    .filter(|(_, sql)| !on(sql, "ticket_events") && !on(sql, "ticket_departments"))
+                    .map(|(_, sql)| vec![sql.clone()]),
+            );
+            let queue = std::sync::Mutex::new(jobs.into_iter());
+            let builder = || async {
+                loop {
+                    let next = queue.lock().map(|mut q| q.next()).unwrap_or(None);
+                    let Some(job) = next else {
+                        return Ok::<(), StoreError>(());
+                    };
+                    for sql in job {
+                        let tx = self.db.begin().await?;
+                        tx.execute_unprepared("SET LOCAL maintenance_work_mem = '256MB'")
+                            .await?;
+                        tx.execute_unprepared(&sql).await?;
+                        tx.commit().await?;
+                    }
+                }
+            };
+            futures_util::future::try_join(builder(), builder()).await?;
+            self.db
+                .execute_unprepared("ANALYZE tickets, stats_daily")
+                .await?;
+            return Ok(());
+        }
         for (_, sql) in indexes {
             self.db.execute_unprepared(sql).await?;
         }

@@ -71,9 +71,10 @@ impl Store {
             }
             None => String::new(),
         };
+        let rows = super::stats::rollup_rows(b);
         let sql = format!(
             "SELECT day, value, CAST(SUM(created) AS BIGINT), CAST(SUM(overdue_delta) AS BIGINT) \
-             FROM stats_daily WHERE ((dim = {} AND day >= {} AND day < {}) \
+             FROM {rows} WHERE ((dim = {} AND day >= {} AND day < {}) \
              OR (dim = {} AND day >= {} AND day < {})){scope} \
              GROUP BY day, value ORDER BY day, value",
             ph(b, 1),

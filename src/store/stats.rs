@@ -124,6 +124,23 @@ pub(crate) async fn write_rollup_on<C: ConnectionTrait>(
     Ok(())
 }
 
+/// The rollup rows as figures read them, as a table named `stats_daily`: on
+/// PostgreSQL the rows of `stats_daily` and those a bulk load has committed
+/// but not yet added into it (`stats_pending`, empty but while a load runs).
+pub(crate) fn rollup_rows(b: DbBackend) -> String {
+    if b != DbBackend::Postgres {
+        return "stats_daily".to_owned();
+    }
+    let cols: Vec<&str> = ["dim", "day", "department", "value", "shard"]
+        .into_iter()
+        .chain(Col::ALL.iter().map(|c| c.name()))
+        .collect();
+    let cols = cols.join(", ");
+    format!(
+        "(SELECT {cols} FROM stats_daily UNION ALL SELECT {cols} FROM stats_pending) AS stats_daily"
+    )
+}
+
 /// A ticket's stored events, as the figures read them.
 pub fn history_event(e: &ticket_event::Model) -> StoreResult<HistoryEvent> {
     Ok(HistoryEvent {
@@ -159,6 +176,7 @@ impl Store {
             Some(_) => ("value", "value"),
         };
         let dim = GroupBy::dim(group_by);
+        let rows = rollup_rows(b);
         let sums: Vec<String> = Col::ALL
             .iter()
             .filter(|c| **c != Col::OverdueDelta)
@@ -196,7 +214,7 @@ impl Store {
         let in_period = Statement::from_sql_and_values(
             b,
             format!(
-                "SELECT {key}, {} FROM stats_daily WHERE \
+                "SELECT {key}, {} FROM {rows} WHERE \
                  ((dim = {} AND ((day >= {} AND day < {}) OR (day >= {} AND day < {}))) \
                  OR (dim = {} AND day >= {} AND day < {})){} GROUP BY {group}",
                 sums.join(", "),
@@ -226,7 +244,7 @@ impl Store {
         let overdue = Statement::from_sql_and_values(
             b,
             format!(
-                "SELECT {key}, CAST(SUM(overdue_delta) AS BIGINT) FROM stats_daily WHERE \
+                "SELECT {key}, CAST(SUM(overdue_delta) AS BIGINT) FROM {rows} WHERE \
                  ((dim = {} AND day >= {} AND day < {}) OR (dim = {} AND day < {})){} GROUP BY {group}",
                 ph(b, 1),
                 ph(b, 2),
@@ -282,8 +300,9 @@ impl Store {
         let b = self.backend();
         let cols: Vec<&str> = Col::ALL.iter().map(|c| c.name()).collect();
         let sql = format!(
-            "SELECT dim, day, department, value, {} FROM stats_daily",
-            cols.join(", ")
+            "SELECT dim, day, department, value, {} FROM {}",
+            cols.join(", "),
+            rollup_rows(b)
         );
         let mut out = Rollup::new();
         for r in self
@@ -369,6 +388,12 @@ impl Store {
                 .await?;
         }
         w.txn.execute_unprepared("DELETE FROM stats_daily").await?;
+        if self.backend() == DbBackend::Postgres {
+            // What a bulk load left pending is in the rebuilt rows too.
+            w.txn
+                .execute_unprepared("DELETE FROM stats_pending")
+                .await?;
+        }
         let rollup = self.raw_rollup().await?;
         write_rollup(&w.txn, &rollup).await?;
         w.commit().await?;

@@ -131,6 +131,8 @@ fn round_trip(backend: Backend) {
         assert_eq!(report.existing, 0);
         // So did the bulk load.
         assert_eq!(b.scope_state_mismatches().await.unwrap(), 0);
+        // Every index dropped for the load is back, as it was.
+        assert_eq!(index_definitions(&b).await, index_definitions(&a).await);
 
         // Identical figures, from the rollups and from the raw rows.
         let figures_a = a.stored_rollup().await.unwrap();
@@ -171,7 +173,79 @@ fn round_trip(backend: Backend) {
         assert_eq!((again.imported, again.existing), (0, 40));
         assert_eq!(b.count_tickets().await.unwrap(), 40);
         assert_eq!(b.stored_rollup().await.unwrap(), figures_a);
+
+        if backend == Backend::Postgres {
+            use sea_orm::ConnectionTrait;
+            let sql = |s: &str| sea_orm::Statement::from_string(sea_orm::DbBackend::Postgres, s);
+            let pending = || async {
+                let r =
+                    b.db.query_one_raw(sql("SELECT COUNT(*) FROM stats_pending"))
+                        .await
+                        .unwrap()
+                        .unwrap();
+                r.try_get_by_index::<i64>(0).unwrap()
+            };
+            // The load's rollup rows went pending and were folded in at its end.
+            assert_eq!(pending().await, 0);
+            // Rows a load has left pending count like the others.
+            let p = Period::parse("2026-09-01", "2027-01-01").unwrap();
+            let group = Some(hotline::domain::figures::GroupBy::Department);
+            let before = b.stats(p, group, None).await.unwrap();
+            for s in [
+                "INSERT INTO stats_pending SELECT * FROM stats_daily WHERE day % 3 = 0",
+                "DELETE FROM stats_daily WHERE day % 3 = 0",
+            ] {
+                b.db.execute_raw(sql(s)).await.unwrap();
+            }
+            assert!(pending().await > 0);
+            assert_eq!(b.stored_rollup().await.unwrap(), figures_a);
+            assert_eq!(b.stats(p, group, None).await.unwrap(), before);
+            // A rebuild takes them in, once.
+            b.rebuild_stats().await.unwrap();
+            assert_eq!(pending().await, 0);
+            assert_eq!(b.stored_rollup().await.unwrap(), figures_a);
+        }
     });
+}
+
+/// The indexes of the bulk-loaded tables, by name, with their definitions.
+async fn index_definitions(store: &Store) -> Vec<(String, String)> {
+    use sea_orm::ConnectionTrait;
+    let b = store.db.get_database_backend();
+    let sql = if b == sea_orm::DbBackend::Postgres {
+        "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = current_schema() \
+         AND tablename IN ('tickets', 'ticket_events', 'ticket_departments') ORDER BY 1"
+    } else {
+        "SELECT name, COALESCE(sql, '') FROM sqlite_master WHERE type = 'index' \
+         AND tbl_name IN ('tickets', 'ticket_events', 'ticket_departments') ORDER BY 1"
+    };
+    let rows = store
+        .db
+        .query_all_raw(sea_orm::Statement::from_string(b, sql.to_owned()))
+        .await
+        .unwrap();
+    let defs: Vec<(String, String)> = rows
+        .iter()
+        .map(|r| {
+            let (name, def): (String, String) = (
+                r.try_get_by_index(0).unwrap(),
+                r.try_get_by_index(1).unwrap(),
+            );
+            // Each store has a schema of its own on PostgreSQL.
+            (name, def.replace(&format!("{}.", schema_of(&def)), ""))
+        })
+        .collect();
+    assert!(defs.len() > 10, "{defs:?}");
+    defs
+}
+
+/// The schema qualifying the table in an index definition (`ON s.t USING`).
+fn schema_of(def: &str) -> String {
+    def.split(" ON ")
+        .nth(1)
+        .and_then(|rest| rest.split_once('.'))
+        .map(|(schema, _)| schema.trim_start_matches("ONLY ").to_owned())
+        .unwrap_or_default()
 }
 
 #[test]
