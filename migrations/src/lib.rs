@@ -20,8 +20,7 @@ mod m20261202_000014_autovacuum;
 mod m20261202_000015_partial_clock_indexes;
 mod m20261202_000016_merged_by_creation;
 mod m20261203_000017_unused_event_indexes;
-mod m20261203_000018_rollup_fillfactor;
-mod m20261203_000019_stats_pending;
+mod m20261203_000018_stats_pending;
 
 pub struct Migrator;
 
@@ -46,8 +45,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000015_partial_clock_indexes::Migration),
             Box::new(m20261202_000016_merged_by_creation::Migration),
             Box::new(m20261203_000017_unused_event_indexes::Migration),
-            Box::new(m20261203_000018_rollup_fillfactor::Migration),
-            Box::new(m20261203_000019_stats_pending::Migration),
+            Box::new(m20261203_000018_stats_pending::Migration),
         ]
     }
 }

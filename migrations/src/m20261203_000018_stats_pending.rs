@@ -14,7 +14,7 @@ pub struct Migration;
 
 impl MigrationName for Migration {
     fn name(&self) -> &str {
-        "m20261203_000019_stats_pending"
+        "m20261203_000018_stats_pending"
     }
 }
 
