@@ -678,8 +678,12 @@ fn load_sqlite_file(
     conn.busy_timeout(std::time::Duration::from_secs(10))
         .map_err(db)?;
     // As the pool's connections: sqlx turns foreign keys on.
-    conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL")
-        .map_err(db)?;
+    // A page cache that holds the unique indexes' working set (the default
+    // is 2 MB).
+    conn.execute_batch(
+        "PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL; PRAGMA cache_size = -131072",
+    )
+    .map_err(db)?;
     let tx = conn
         .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
         .map_err(db)?;
@@ -915,12 +919,53 @@ impl Store {
                 .await?;
             return Ok(());
         }
+        if !indexes.is_empty()
+            && let Some(file) = self.sqlite_file().await?
+        {
+            // SQLite: a connection of its own, opened now, so it reads the
+            // schema as the drops left it (an idle pool connection keeps the
+            // schema it last read until its next transaction, and building an
+            // index it still lists fails with "index … already exists"), with
+            // room to sort in memory and a helper thread for the sorts (the
+            // defaults: a 2 MB page cache, sorting on disk in one thread),
+            // under the write lock.
+            let _guard = self.lock_writes().await;
+            let db = |e: rusqlite::Error| {
+                StoreError::Db(sea_orm::DbErr::Custom(format!("index build: {e}")))
+            };
+            let conn = rusqlite::Connection::open_with_flags(
+                &file,
+                rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE
+                    | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )
+            .map_err(db)?;
+            conn.busy_timeout(std::time::Duration::from_secs(10))
+                .map_err(db)?;
+            conn.execute_batch(
+                "PRAGMA cache_size = -262144; PRAGMA temp_store = MEMORY; PRAGMA threads = 2",
+            )
+            .map_err(db)?;
+            for (_, sql) in indexes {
+                conn.execute_batch(sql).map_err(db)?;
+            }
+            conn.execute_batch("ANALYZE").map_err(db)?;
+            return Ok(());
+        }
+        if indexes.is_empty() {
+            return Ok(());
+        }
+        // An in-memory database: one transaction on one connection, which
+        // reads `sqlite_master` first so its schema is the current one (see
+        // above).
+        let w = self.begin_write().await?;
+        w.txn
+            .execute_unprepared("SELECT count(*) FROM sqlite_master")
+            .await?;
         for (_, sql) in indexes {
-            self.db.execute_unprepared(sql).await?;
+            w.txn.execute_unprepared(sql).await?;
         }
-        if !indexes.is_empty() {
-            self.db.execute_unprepared("ANALYZE").await?;
-        }
+        w.txn.execute_unprepared("ANALYZE").await?;
+        w.commit().await?;
         Ok(())
     }
 }
