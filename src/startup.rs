@@ -265,6 +265,14 @@ impl Application {
             stop.clone(),
         ));
         stopper.add("outbox", outbox);
+        if store.backend() == sea_orm::DbBackend::Postgres {
+            let fold = tokio::spawn(jobs::fold::run(
+                store.clone(),
+                jobs::fold::FOLD_EVERY,
+                stop.clone(),
+            ));
+            stopper.add("fold", fold);
+        }
         // awc is single-threaded: the webhook worker runs on this thread.
         let webhooks = actix_web::rt::spawn(jobs::outbox::run_webhooks(
             store.clone(),

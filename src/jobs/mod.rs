@@ -4,6 +4,7 @@
 //! when the service shuts down ([`Stop`]), so no round is cut in half.
 
 pub mod bulletin;
+pub mod fold;
 pub mod hotspots;
 pub mod outbox;
 pub mod retrain;

@@ -8,7 +8,8 @@
 //!    external ids first looks up those already registered, so that a
 //!    repeated push does not take a number.)
 //! 2. On the intake sessions: the tickets, their `created` events and the
-//!    intake figures in one statement, committed durably.
+//!    intake figures (appended to `stats_pending`) in one statement,
+//!    committed durably.
 //!
 //! The statements run with generic plans, made once per session, on
 //! sessions where sequential scans, hash and merge joins are off, and the
@@ -87,15 +88,17 @@ const EXISTING: &str = "SELECT t.id FROM tickets t \
 
 /// Round trip 2: the tickets (`$1`…`$14` per ticket, `$15` the instant),
 /// their `created` events (the payload `intake_sqlite` writes on
-/// SQLite) and the rollup rows (`$16`… per row) in one statement.
+/// SQLite) and the rollup rows (`$16`… per row) in one statement. The
+/// rollup rows are appended to `stats_pending` (figures read them there from
+/// the commit on) rather than upserted into `stats_daily`: a plain append
+/// takes no row lock and leaves no dead row, and the fold job
+/// ([`Store::fold_live_pending`]) adds them into `stats_daily` every second
+/// or two. Side by side with the upsert: 6,377 / 6,182 tickets/s against
+/// 5,727 / 5,693.
 static INSERT: LazyLock<String> = LazyLock::new(|| {
     let cols: Vec<&str> = Col::ALL.iter().map(|c| c.name()).collect();
     let counters: Vec<String> = (0..cols.len())
         .map(|k| format!("${}::int8[]", 21 + k))
-        .collect();
-    let sets: Vec<String> = cols
-        .iter()
-        .map(|c| format!("{c} = stats_daily.{c} + excluded.{c}"))
         .collect();
     format!(
         "WITH t AS (\
@@ -115,14 +118,12 @@ static INSERT: LazyLock<String> = LazyLock::new(|| {
                                'urgency', urgency)::text \
            FROM t), \
          s AS (\
-           INSERT INTO stats_daily (dim, day, department, value, shard, {cols}) \
-           SELECT * FROM unnest($16::text[], $17::int4[], $18::text[], $19::text[], $20::int2[], {counters}) \
-           ON CONFLICT (dim, day, department, value, shard) DO UPDATE SET {sets}) \
+           INSERT INTO stats_pending (dim, day, department, value, shard, {cols}) \
+           SELECT * FROM unnest($16::text[], $17::int4[], $18::text[], $19::text[], $20::int2[], {counters})) \
          SELECT id, ticket_no::text FROM t",
         registered = TicketState::Registered.as_str(),
         cols = cols.join(", "),
         counters = counters.join(", "),
-        sets = sets.join(", "),
     )
 });
 

@@ -124,9 +124,22 @@ pub(crate) async fn write_rollup_on<C: ConnectionTrait>(
     Ok(())
 }
 
+/// How often each instance folds registration's pending rollup rows into
+/// `stats_daily` (see [`Store::fold_live_pending`]).
+pub const FOLD_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The `stats_daily` shard the folds add to: no transition, registration or
+/// bulk load writes it.
+pub const FOLD_SHARD: i16 = 50;
+
+/// The advisory lock key of the fold ("hotline fold" as ASCII digits).
+const FOLD_LOCK: i64 = 0x686f_746c_666f_6c64;
+
 /// The rollup rows as figures read them, as a table named `stats_daily`: on
-/// PostgreSQL the rows of `stats_daily` and those a bulk load has committed
-/// but not yet added into it (`stats_pending`, empty but while a load runs).
+/// PostgreSQL the rows of `stats_daily` and those appended to `stats_pending`
+/// and not yet added into it — by a bulk load (shards from 1000, folded at its
+/// end) or by registration (the intake writers' shards, folded by
+/// [`Store::fold_live_pending`] every [`FOLD_EVERY`]).
 pub(crate) fn rollup_rows(b: DbBackend) -> String {
     if b != DbBackend::Postgres {
         return "stats_daily".to_owned();
@@ -389,7 +402,12 @@ impl Store {
         }
         w.txn.execute_unprepared("DELETE FROM stats_daily").await?;
         if self.backend() == DbBackend::Postgres {
-            // What a bulk load left pending is in the rebuilt rows too.
+            // What is pending is in the rebuilt rows too; registrations
+            // committed meanwhile wait, then append onto the rebuilt rows
+            // (tables locked in the fold's order: `stats_daily` first).
+            w.txn
+                .execute_unprepared("LOCK TABLE stats_pending IN EXCLUSIVE MODE")
+                .await?;
             w.txn
                 .execute_unprepared("DELETE FROM stats_pending")
                 .await?;
@@ -398,6 +416,61 @@ impl Store {
         write_rollup(&w.txn, &rollup).await?;
         w.commit().await?;
         Ok(rollup.len())
+    }
+
+    /// Adds the rollup rows registration appended to `stats_pending` (shards
+    /// below 1000) into `stats_daily` and removes them, in one statement:
+    /// figures see each row in one table or the other, never both or
+    /// neither. PostgreSQL only (elsewhere nothing is pending); one fold at a
+    /// time across instances (an advisory lock; a fold that finds it taken
+    /// does nothing). The sums go to shard [`FOLD_SHARD`], which nothing
+    /// else writes, and `stats_daily` is locked before `stats_pending` as in
+    /// a rebuild, so a fold never waits on a transition's rollup rows nor
+    /// deadlocks with a rebuild or a bulk load's fold. Returns the rows
+    /// folded.
+    pub async fn fold_live_pending(&self) -> StoreResult<u64> {
+        if self.backend() != DbBackend::Postgres {
+            return Ok(0);
+        }
+        let cols: Vec<&str> = Col::ALL.iter().map(|c| c.name()).collect();
+        let sums: Vec<String> = cols.iter().map(|c| format!("SUM({c})")).collect();
+        let sets: Vec<String> = cols
+            .iter()
+            .map(|c| format!("{c} = stats_daily.{c} + excluded.{c}"))
+            .collect();
+        let sql = format!(
+            "WITH moved AS (DELETE FROM stats_pending WHERE shard < 1000 RETURNING *), \
+             folded AS (\
+               INSERT INTO stats_daily (dim, day, department, value, shard, {cols}) \
+               SELECT dim, day, department, value, {FOLD_SHARD}, {sums} FROM moved \
+               GROUP BY dim, day, department, value \
+               ON CONFLICT (dim, day, department, value, shard) DO UPDATE SET {sets}) \
+             SELECT COUNT(*) FROM moved",
+            cols = cols.join(", "),
+            sums = sums.join(", "),
+            sets = sets.join(", "),
+        );
+        let pool = self.db.get_postgres_connection_pool();
+        let mut tx = pool.begin().await.map_err(super::sqlx_error)?;
+        let mine: bool = sea_orm::sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
+            .bind(FOLD_LOCK)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(super::sqlx_error)?;
+        if !mine {
+            return Ok(0);
+        }
+        sea_orm::sqlx::query("LOCK TABLE stats_daily IN ROW EXCLUSIVE MODE")
+            .execute(&mut *tx)
+            .await
+            .map_err(super::sqlx_error)?;
+        // Built from the counter columns' names only.
+        let n: i64 = sea_orm::sqlx::query_scalar(sea_orm::sqlx::AssertSqlSafe(sql))
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(super::sqlx_error)?;
+        tx.commit().await.map_err(super::sqlx_error)?;
+        Ok(n as u64)
     }
 
     /// True when tickets exist but the rollups are empty: a database from
@@ -412,7 +485,7 @@ impl Store {
             .is_some();
         let has_stats = self
             .db
-            .query_one_raw(q("SELECT 1 FROM stats_daily LIMIT 1"))
+            .query_one_raw(q(&format!("SELECT 1 FROM {} LIMIT 1", rollup_rows(b))))
             .await?
             .is_some();
         Ok(has_tickets && !has_stats)

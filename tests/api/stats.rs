@@ -196,6 +196,46 @@ fn check_store(backend: Backend, seed: u64, checks: &[(u64, u64, usize, bool)]) 
             );
         }
 
+        // On PostgreSQL registration appended its rollup rows to
+        // `stats_pending`, counted from there; a fold moves them into
+        // `stats_daily`, and two folds at once move them once.
+        let pending = || async {
+            use sea_orm::ConnectionTrait;
+            if backend != Backend::Postgres {
+                return 0;
+            }
+            let r = store
+                .db
+                .query_one_raw(sea_orm::Statement::from_string(
+                    sea_orm::DbBackend::Postgres,
+                    "SELECT COUNT(*) FROM stats_pending",
+                ))
+                .await
+                .expect("count")
+                .expect("row");
+            r.try_get_by_index::<i64>(0).expect("count")
+        };
+        let before = pending().await;
+        assert_eq!(before > 0, backend == Backend::Postgres, "seed {seed}");
+        let (a, b) =
+            futures_util::future::join(store.fold_live_pending(), store.fold_live_pending()).await;
+        assert_eq!(a.expect("fold") + b.expect("fold"), before as u64);
+        assert_eq!(pending().await, 0);
+        assert_eq!(store.stored_rollup().await.expect("stored"), raw, "folded");
+        let (offset, len, group, scoped) = checks[0];
+        let from = base + Days::new(offset);
+        let period = Period {
+            from,
+            to: from + Days::new(len),
+        };
+        let group_by = [None, Some(GroupBy::Department), Some(GroupBy::District)][group % 3];
+        let only = scoped.then_some(DEPARTMENTS[(seed % 4) as usize]);
+        assert_eq!(
+            store.stats(period, group_by, only).await.expect("stats"),
+            query_rollup(&raw, period, group_by, only),
+            "folded, seed {seed}"
+        );
+
         // A rebuild lands on the same rows.
         store.rebuild_stats().await.expect("rebuild");
         assert_eq!(store.stored_rollup().await.expect("stored"), raw);
