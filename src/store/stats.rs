@@ -470,6 +470,17 @@ impl Store {
             .await
             .map_err(super::sqlx_error)?;
         tx.commit().await.map_err(super::sqlx_error)?;
+        if n > 0 {
+            // The deleted rows are dead rows every figure would scan until
+            // a vacuum, and this table churns every few seconds: it is not
+            // left to autovacuum (off on some servers, this machine's among
+            // them, where a 600 s soak grew it to 129 K dead rows, 22 MB,
+            // and p99 from 15 to 400 ms). Without truncation, which would
+            // want an exclusive lock; the freed space is reused.
+            self.db
+                .execute_unprepared("VACUUM (SKIP_LOCKED, TRUNCATE false) stats_pending")
+                .await?;
+        }
         Ok(n as u64)
     }
 
