@@ -297,16 +297,11 @@ async fn upsert_rollup_pg(
         out.row(&cells);
     })
     .await?;
-    let sets: Vec<String> = Col::ALL
-        .iter()
-        .map(|c| format!("{0} = stats_daily.{0} + excluded.{0}", c.name()))
-        .collect();
     exec(format!(
         "INSERT INTO stats_daily ({0}, shard) SELECT {0}, {2} FROM stats_load \
-         ORDER BY dim, day, department, value \
-         ON CONFLICT (dim, day, department, value, shard) DO UPDATE SET {1}",
+         ORDER BY dim, day, department, value{1}",
         cols.join(", "),
-        sets.join(", "),
+        super::stats::add_on_conflict(),
         shard
     ))
     .execute(&mut **tx)
@@ -653,14 +648,10 @@ pub(super) fn rollup_upsert_sqlite() -> String {
         .into_iter()
         .chain(Col::ALL.iter().map(|c| c.name()))
         .collect();
-    let sets: Vec<String> = Col::ALL
-        .iter()
-        .map(|c| format!("{0} = stats_daily.{0} + excluded.{0}", c.name()))
-        .collect();
     format!(
-        "{} ON CONFLICT (dim, day, department, value, shard) DO UPDATE SET {}",
+        "{}{}",
         insert_statement("stats_daily", &cols),
-        sets.join(", ")
+        super::stats::add_on_conflict()
     )
 }
 

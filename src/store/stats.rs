@@ -77,13 +77,22 @@ pub(crate) fn upsert_statement(
         values.push(shard.into());
         values.extend(counts.0.iter().map(|v| sea_orm::Value::from(*v)));
     }
-    sql.push_str(" ON CONFLICT (dim, day, department, value, shard) DO UPDATE SET ");
-    let sets: Vec<String> = cols
-        .iter()
-        .map(|c| format!("{c} = stats_daily.{c} + excluded.{c}"))
-        .collect();
-    sql.push_str(&sets.join(", "));
+    sql.push_str(&add_on_conflict());
     (sql, values)
+}
+
+/// ` ON CONFLICT (key) DO UPDATE SET c = stats_daily.c + excluded.c, …`:
+/// the clause that makes an insert into `stats_daily` add its counters to
+/// an existing row (every writer of the rollups ends with it).
+pub(crate) fn add_on_conflict() -> String {
+    let sets: Vec<String> = Col::ALL
+        .iter()
+        .map(|c| format!("{0} = stats_daily.{0} + excluded.{0}", c.name()))
+        .collect();
+    format!(
+        " ON CONFLICT (dim, day, department, value, shard) DO UPDATE SET {}",
+        sets.join(", ")
+    )
 }
 
 /// Adds `rollup` to the table, inside the caller's transaction.
@@ -434,21 +443,16 @@ impl Store {
         }
         let cols: Vec<&str> = Col::ALL.iter().map(|c| c.name()).collect();
         let sums: Vec<String> = cols.iter().map(|c| format!("SUM({c})")).collect();
-        let sets: Vec<String> = cols
-            .iter()
-            .map(|c| format!("{c} = stats_daily.{c} + excluded.{c}"))
-            .collect();
         let sql = format!(
             "WITH moved AS (DELETE FROM stats_pending WHERE shard < 1000 RETURNING *), \
              folded AS (\
                INSERT INTO stats_daily (dim, day, department, value, shard, {cols}) \
                SELECT dim, day, department, value, {FOLD_SHARD}, {sums} FROM moved \
-               GROUP BY dim, day, department, value \
-               ON CONFLICT (dim, day, department, value, shard) DO UPDATE SET {sets}) \
+               GROUP BY dim, day, department, value{add}) \
              SELECT COUNT(*) FROM moved",
             cols = cols.join(", "),
             sums = sums.join(", "),
-            sets = sets.join(", "),
+            add = add_on_conflict(),
         );
         let pool = self.db.get_postgres_connection_pool();
         let mut tx = pool.begin().await.map_err(super::sqlx_error)?;
