@@ -150,36 +150,6 @@ pub(super) fn event_cells(e: &ticket_event::Model) -> [Cell<'_>; 8] {
     ]
 }
 
-fn value(c: &Cell<'_>, ty: &str) -> sea_orm::Value {
-    match c {
-        Cell::Int(i) => (*i).into(),
-        Cell::Int4(i) => i64::from(*i).into(),
-        Cell::Int2(i) => i64::from(*i).into(),
-        Cell::Text(s) => (*s).into(),
-        Cell::Bool(b) => (*b).into(),
-        Cell::Time(t) => (*t).into(),
-        Cell::Null => match ty {
-            "time" => sea_orm::Value::from(None::<DateTime<Utc>>),
-            "int" => sea_orm::Value::from(None::<i64>),
-            "bool" => sea_orm::Value::from(None::<bool>),
-            _ => sea_orm::Value::from(None::<String>),
-        },
-    }
-}
-
-/// The type of a column, for typed NULLs.
-fn ty(col: &str) -> &'static str {
-    if col.ends_with("_at") || col == "since" || col == "at" {
-        "time"
-    } else if matches!(col, "merged_into" | "id" | "ticket_id") {
-        "int"
-    } else if col == "reply_resolved" {
-        "bool"
-    } else {
-        "text"
-    }
-}
-
 /// Rows in PostgreSQL's binary COPY format: no text to format here and
 /// none to parse in the server (a `timestamptz` from text costs it about a
 /// microsecond, and a ticket has ten).
@@ -550,65 +520,13 @@ impl Store {
     }
 
     async fn bulk_insert_sqlite(&self, batch: &[BulkTicket], rollup: &Rollup) -> StoreResult<()> {
-        if let Some(file) = self.sqlite_file().await? {
-            // The file directly, under the in-process write lock: no bound
-            // value is built, copied and sent to sqlx's worker thread, row
-            // by row. (This blocks the task for the batch; the loaders are
-            // command-line tools.)
-            let _guard = self.lock_writes().await;
-            return load_sqlite_file(&file, batch, rollup);
-        }
-        self.bulk_insert_sqlite_pool(batch, rollup).await
-    }
-
-    /// An in-memory database, through the pool.
-    async fn bulk_insert_sqlite_pool(
-        &self,
-        batch: &[BulkTicket],
-        rollup: &Rollup,
-    ) -> StoreResult<()> {
-        let w = self.begin_write().await?;
-        let tickets: Vec<Vec<sea_orm::Value>> = batch
-            .iter()
-            .map(|t| {
-                ticket_cells(&t.row)
-                    .iter()
-                    .zip(TICKET_COLUMNS)
-                    .map(|(c, col)| value(c, ty(col)))
-                    .collect()
-            })
-            .collect();
-        insert_rows(&w.txn, "tickets", TICKET_COLUMNS, tickets).await?;
-        let events: Vec<Vec<sea_orm::Value>> = batch
-            .iter()
-            .flat_map(|t| t.events.iter())
-            .map(|e| {
-                event_cells(e)
-                    .iter()
-                    .zip(EVENT_COLUMNS)
-                    .map(|(c, col)| value(c, ty(col)))
-                    .collect()
-            })
-            .collect();
-        insert_rows(&w.txn, "ticket_events", EVENT_COLUMNS, events).await?;
-        let scope: Vec<Vec<sea_orm::Value>> = batch
-            .iter()
-            .flat_map(|t| {
-                t.departments.iter().map(|(d, role, since)| {
-                    vec![
-                        t.row.id.into(),
-                        d.clone().into(),
-                        (*role).into(),
-                        (*since).into(),
-                        t.row.state.clone().into(),
-                    ]
-                })
-            })
-            .collect();
-        insert_rows(&w.txn, "ticket_departments", SCOPE_COLUMNS, scope).await?;
-        super::stats::write_rollup(&w.txn, rollup).await?;
-        w.commit().await?;
-        Ok(())
+        // The file directly, under the in-process write lock: no bound value
+        // is built, copied and sent to sqlx's worker thread, row by row.
+        // (This blocks the task for the batch; the loaders are command-line
+        // tools.)
+        let file = self.sqlite_file_required().await?;
+        let _guard = self.lock_writes().await;
+        load_sqlite_file(&file, batch, rollup)
     }
 }
 
@@ -760,33 +678,6 @@ async fn copy<T>(
     Ok(())
 }
 
-/// Multi-row INSERTs of at most ~30,000 parameters each (SQLite's limit is
-/// 32,766); the SQL of a full chunk is the same every time, so the
-/// connection's statement cache prepares it once.
-async fn insert_rows<C: ConnectionTrait>(
-    c: &C,
-    table: &str,
-    cols: &[&str],
-    rows: Vec<Vec<sea_orm::Value>>,
-) -> StoreResult<()> {
-    let per = (30_000 / cols.len()).max(1);
-    let b = c.get_database_backend();
-    let one = format!("({})", vec!["?"; cols.len()].join(", "));
-    let mut rows = rows.into_iter().peekable();
-    while rows.peek().is_some() {
-        let chunk: Vec<Vec<sea_orm::Value>> = rows.by_ref().take(per).collect();
-        let sql = format!(
-            "INSERT INTO {table} ({}) VALUES {}",
-            cols.join(", "),
-            vec![one.as_str(); chunk.len()].join(", ")
-        );
-        let values: Vec<sea_orm::Value> = chunk.into_iter().flatten().collect();
-        c.execute_raw(Statement::from_sql_and_values(b, sql, values))
-            .await?;
-    }
-    Ok(())
-}
-
 impl Store {
     /// The identities (`channel` U+0001 `external_id`) among `pairs` that
     /// exist already.
@@ -909,9 +800,8 @@ impl Store {
                 .await?;
             return Ok(());
         }
-        if !indexes.is_empty()
-            && let Some(file) = self.sqlite_file().await?
-        {
+        if !indexes.is_empty() {
+            let file = self.sqlite_file_required().await?;
             // SQLite: a connection of its own, opened now, so it reads the
             // schema as the drops left it (an idle pool connection keeps the
             // schema it last read until its next transaction, and building an
@@ -937,23 +827,7 @@ impl Store {
                 conn.execute_batch(sql).map_err(db)?;
             }
             conn.execute_batch("ANALYZE").map_err(db)?;
-            return Ok(());
         }
-        if indexes.is_empty() {
-            return Ok(());
-        }
-        // An in-memory database: one transaction on one connection, which
-        // reads `sqlite_master` first so its schema is the current one (see
-        // above).
-        let w = self.begin_write().await?;
-        w.txn
-            .execute_unprepared("SELECT count(*) FROM sqlite_master")
-            .await?;
-        for (_, sql) in indexes {
-            w.txn.execute_unprepared(sql).await?;
-        }
-        w.txn.execute_unprepared("ANALYZE").await?;
-        w.commit().await?;
         Ok(())
     }
 }

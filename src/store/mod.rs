@@ -271,6 +271,15 @@ impl Store {
 }
 
 impl Store {
+    /// The SQLite database's file (`Store::connect` refuses an in-memory
+    /// database), for work done on a connection of its own; an error on
+    /// PostgreSQL.
+    pub(crate) async fn sqlite_file_required(&self) -> StoreResult<std::path::PathBuf> {
+        self.sqlite_file()
+            .await?
+            .ok_or_else(|| StoreError::Corrupt("not a SQLite database file".into()))
+    }
+
     /// The SQLite database's file, as SQLite itself reports it (`None` on
     /// PostgreSQL and for an in-memory database).
     pub async fn sqlite_file(&self) -> StoreResult<Option<std::path::PathBuf>> {
