@@ -11,6 +11,10 @@
 //!    intake figures (appended to `stats_pending`) in one statement,
 //!    committed durably.
 //!
+//! An intake writer runs both on sessions of its own (`pg_lanes`), not on a
+//! pool, and stage 2 waits for its turn in the writers' pipeline
+//! (`intake::Handover`). Other callers (the demo, tests) use two small pools.
+//!
 //! The statements run with generic plans, made once per session, on
 //! sessions where sequential scans, hash and merge joins are off, and the
 //! look-up of earlier tickets is written so that only the phone and address
@@ -28,6 +32,8 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 
 use super::duplicates::{MAX_EARLIER, Repeat, Row as Earlier, lookup_keys, match_earlier};
 use super::entities::ticket;
+use super::intake::Handover;
+use super::pg_lanes::{Role, Sessions};
 use super::tickets::{Created, answers, creation_rollup, query_code, registered_model};
 use super::{Store, StoreError, StoreResult, sqlx_error};
 use crate::domain::appeal::NewAppeal;
@@ -136,9 +142,14 @@ impl Store {
         items: &[NewAppeal],
         now: DateTime<Utc>,
         shard: i16,
+        handover: &mut Handover,
     ) -> StoreResult<Vec<Created>> {
         let (Some(alloc), Some(intake)) = (&self.alloc_db, &self.intake_db) else {
             return Err(StoreError::Conflict("not a PostgreSQL store".into()));
+        };
+        let sessions = match self.pg_lanes.as_ref().and_then(|l| l.lane(shard)) {
+            Some(lane) => Sessions::Lane(lane),
+            None => Sessions::Pools { alloc, intake },
         };
 
         // The first appeal of each external id is a candidate; already
@@ -161,11 +172,13 @@ impl Store {
         if !first_of.is_empty() {
             let (exts, channels): (Vec<&str>, Vec<&str>) =
                 first_of.keys().map(|(ch, ext)| (*ext, ch.as_str())).unzip();
-            let ids: Vec<i64> = sqlx::query_scalar(EXISTING)
-                .bind(exts)
-                .bind(channels)
-                .fetch_all(alloc)
+            let ids: Vec<i64> = sessions
+                .fetch_all(Role::Alloc, sqlx::query(EXISTING).bind(exts).bind(channels))
                 .await
+                .map_err(sqlx_error)?
+                .iter()
+                .map(|r| r.try_get(0))
+                .collect::<Result<_, _>>()
                 .map_err(sqlx_error)?;
             if !ids.is_empty() {
                 let found = ticket::Entity::find()
@@ -196,7 +209,7 @@ impl Store {
         let mut created_for: HashMap<usize, ticket::Model> = HashMap::new();
         if !fresh.is_empty() {
             created_for = self
-                .insert_fresh(alloc, intake, items, &fresh, now, shard)
+                .insert_fresh(&sessions, items, &fresh, now, shard, handover)
                 .await?;
         }
 
@@ -206,12 +219,12 @@ impl Store {
     /// Numbers, repeats and rows for the `fresh` appeals of `items`.
     async fn insert_fresh(
         &self,
-        alloc: &sqlx::PgPool,
-        intake: &sqlx::PgPool,
+        sessions: &Sessions<'_>,
         items: &[NewAppeal],
         fresh: &[usize],
         now: DateTime<Utc>,
         shard: i16,
+        handover: &mut Handover,
     ) -> StoreResult<HashMap<usize, ticket::Model>> {
         let day = now.with_timezone(&city_tz()).date_naive();
         let day_key = day.format("%Y%m%d").to_string();
@@ -228,7 +241,7 @@ impl Store {
         let fresh_items: Vec<&NewAppeal> = fresh.iter().map(|i| &items[*i]).collect();
         let (phones, addresses) = lookup_keys(&fresh_items);
 
-        let rows = sqlx::query(ALLOCATE.as_str())
+        let allocate = sqlx::query(ALLOCATE.as_str())
             .bind(&day_key)
             .bind(
                 per_channel
@@ -239,8 +252,9 @@ impl Store {
             .bind(per_channel.iter().map(|(_, n)| *n).collect::<Vec<_>>())
             .bind(window_start(now))
             .bind(phones)
-            .bind(addresses)
-            .fetch_all(alloc)
+            .bind(addresses);
+        let rows = sessions
+            .fetch_all(Role::Alloc, allocate)
             .await
             .map_err(sqlx_error)?;
         let mut next_seq: HashMap<Channel, i64> = HashMap::new();
@@ -325,7 +339,12 @@ impl Store {
         for c in 0..Col::ALL.len() {
             q = q.bind(rollup.values().map(|v| v.0[c]).collect::<Vec<i64>>());
         }
-        let inserted = q.fetch_all(intake).await.map_err(sqlx_error)?;
+        let turn = handover.enter_stage_two().await;
+        let inserted = sessions
+            .fetch_all(Role::Intake, q)
+            .await
+            .map_err(sqlx_error)?;
+        drop(turn);
         let mut id_of: HashMap<String, i64> = HashMap::with_capacity(inserted.len());
         for r in inserted {
             id_of.insert(

@@ -13,6 +13,7 @@ pub mod intake_sqlite;
 pub mod open311;
 pub mod outbox;
 pub mod pages;
+pub mod pg_lanes;
 pub mod pgcopy;
 pub mod reply_push;
 pub mod routing;
@@ -116,6 +117,8 @@ pub struct Store {
     /// PostgreSQL only: the sessions that write registered tickets (see
     /// `intake_pg`).
     intake_db: Option<PgPool>,
+    /// PostgreSQL only: the intake writers' own sessions (see `pg_lanes`).
+    pg_lanes: Option<Arc<pg_lanes::Lanes>>,
     /// SQLite only: the connection that registers tickets (see
     /// `intake_sqlite`).
     sqlite_writer: Option<Arc<intake_sqlite::SqliteWriter>>,
@@ -137,7 +140,7 @@ impl WriteTx<'_> {
 /// the round trip that tests it, unless it has lain idle for a second or more:
 /// under load none has, and after an outage the ones the database dropped
 /// meanwhile are found dead and replaced before a batch is put on them.
-async fn intake_pool(url: &str, min: u32, asynchronous: bool) -> StoreResult<PgPool> {
+fn intake_options(url: &str, asynchronous: bool) -> StoreResult<PgConnectOptions> {
     let mut connect: PgConnectOptions = url
         .parse()
         .map_err(|e| DbErr::Custom(format!("database.url: {e}")))?;
@@ -145,6 +148,10 @@ async fn intake_pool(url: &str, min: u32, asynchronous: bool) -> StoreResult<PgP
     if asynchronous {
         connect = connect.options([("synchronous_commit", "off")]);
     }
+    Ok(connect)
+}
+
+async fn intake_pool(connect: PgConnectOptions, min: u32) -> StoreResult<PgPool> {
     PgPoolOptions::new()
         .max_connections(4)
         .min_connections(min)
@@ -204,18 +211,20 @@ impl Store {
                 .pragma("cache_size", "-32768")
         });
         let db = Database::connect(opt).await?;
-        let (alloc_db, intake_db) = if db.get_database_backend() == DbBackend::Postgres {
+        let (alloc_db, intake_db, pg_lanes) = if db.get_database_backend() == DbBackend::Postgres {
             // The intake's sessions (`intake_pg`): generic plans, never a
             // sequential scan. Number allocation commits asynchronously: WAL
             // is flushed in order, so a committed ticket makes its number's
             // allocation durable too, and an allocation lost in a crash was
             // never used.
+            let (alloc, intake) = (intake_options(url, true)?, intake_options(url, false)?);
             (
-                Some(intake_pool(url, 1, true).await?),
-                Some(intake_pool(url, 0, false).await?),
+                Some(intake_pool(alloc.clone(), 1).await?),
+                Some(intake_pool(intake.clone(), 0).await?),
+                Some(Arc::new(pg_lanes::Lanes::new(alloc, intake))),
             )
         } else {
-            (None, None)
+            (None, None, None)
         };
         Ok(Store {
             db,
@@ -225,6 +234,7 @@ impl Store {
                 .map(|p| Arc::new(intake_sqlite::SqliteWriter::new(p.into()))),
             alloc_db,
             intake_db,
+            pg_lanes,
         })
     }
 

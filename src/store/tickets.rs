@@ -10,6 +10,7 @@ use sea_orm::{
 };
 
 use super::entities::{extension, ticket, ticket_department, ticket_event};
+use super::intake::Handover;
 use super::stats::{dims_of, rollup_of};
 use super::{Store, StoreError, StoreResult};
 use crate::domain::appeal::NewAppeal;
@@ -347,9 +348,24 @@ impl Store {
         now: DateTime<Utc>,
         shard: i16,
     ) -> Vec<StoreResult<Created>> {
-        match self.create_batch(items, now, shard).await {
+        self.create_tickets_piped(items, now, shard, &mut Handover::default())
+            .await
+    }
+
+    /// As [`Store::create_tickets_on`], for an intake writer in a pipeline
+    /// (see [`Handover`]).
+    pub async fn create_tickets_piped(
+        &self,
+        items: &[NewAppeal],
+        now: DateTime<Utc>,
+        shard: i16,
+        handover: &mut Handover,
+    ) -> Vec<StoreResult<Created>> {
+        match self.create_batch(items, now, shard, handover).await {
             Ok(v) => v.into_iter().map(Ok).collect(),
             Err(_) if items.len() > 1 => {
+                // One at a time, out of the pipeline: the next batch goes on.
+                handover.leave();
                 let mut out = Vec::with_capacity(items.len());
                 for it in items {
                     out.push(self.create_one(it, now, shard).await);
@@ -367,7 +383,12 @@ impl Store {
         shard: i16,
     ) -> StoreResult<Created> {
         match self
-            .create_batch(std::slice::from_ref(it), now, shard)
+            .create_batch(
+                std::slice::from_ref(it),
+                now,
+                shard,
+                &mut Handover::default(),
+            )
             .await
         {
             Ok(mut v) => v.pop().ok_or(StoreError::NotFound),
@@ -406,9 +427,10 @@ impl Store {
         items: &[NewAppeal],
         now: DateTime<Utc>,
         shard: i16,
+        handover: &mut Handover,
     ) -> StoreResult<Vec<Created>> {
         if self.alloc_db.is_some() {
-            return self.create_batch_pg(items, now, shard).await;
+            return self.create_batch_pg(items, now, shard, handover).await;
         }
         match &self.sqlite_writer {
             Some(w) => self.create_batch_sqlite(w, items, now).await,

@@ -305,3 +305,67 @@ fn reads_tickets_by_phone_and_address(plan: &str, reading: &str) {
         );
     }
 }
+
+/// The intake writers hold their PostgreSQL sessions themselves (not in a
+/// pool). Sessions the server drops (a restart, an administrator) are
+/// replaced: after a second idle, before the batch is put on them; under
+/// load, the batch that finds one dead fails and the next one opens both of
+/// its writer's sessions afresh.
+#[actix_web::test]
+async fn intake_sessions_the_server_dropped_are_replaced() {
+    use sea_orm::{ConnectionTrait, Database, Statement};
+    // One writer, so that every appeal meets the same two sessions.
+    let Some(app) =
+        TestApp::spawn_on(Backend::Postgres, None, &[("database.intake_writers", "1")]).await
+    else {
+        eprintln!("TEST_DATABASE_URL unset: PostgreSQL case skipped");
+        return;
+    };
+    let office = Office::new(&app).await;
+    let admin = Database::connect(std::env::var("TEST_DATABASE_URL").unwrap())
+        .await
+        .unwrap();
+    let db_name = app.db_url.rsplit('/').next().unwrap().to_owned();
+    let kill = || async {
+        let r = admin
+            .query_one_raw(Statement::from_string(
+                sea_orm::DbBackend::Postgres,
+                format!(
+                    "SELECT COUNT(pg_terminate_backend(pid)) AS n FROM pg_stat_activity \
+                     WHERE datname = '{db_name}' AND pid <> pg_backend_pid()"
+                ),
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        r.try_get::<i64>("", "n").unwrap()
+    };
+    app.post("/api/v1/tickets", &office.agent, &appeal("路灯不亮 1"))
+        .await
+        .expect(201);
+
+    // Dropped while idle: found dead before use, so no appeal fails.
+    assert!(kill().await > 0);
+    actix_web::rt::time::sleep(std::time::Duration::from_millis(1200)).await;
+    app.post("/api/v1/tickets", &office.agent, &appeal("路灯不亮 2"))
+        .await
+        .expect(201);
+
+    // Dropped just after use: the first appeal may find a dead session
+    // (503, nothing stored), the next one gets a fresh session.
+    assert!(kill().await > 0);
+    let first = app
+        .post("/api/v1/tickets", &office.agent, &appeal("路灯不亮 3"))
+        .await;
+    assert!(
+        first.status == 201 || first.status == 503,
+        "{}: {}",
+        first.status,
+        first.body
+    );
+    app.post("/api/v1/tickets", &office.agent, &appeal("路灯不亮 4"))
+        .await
+        .expect(201);
+    let expected = if first.status == 201 { 4 } else { 3 };
+    assert_eq!(app.count_tickets().await, expected);
+}
