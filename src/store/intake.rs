@@ -8,11 +8,10 @@
 //! pipeline: a writer takes its batch from the queue and runs stage 1 while
 //! another runs stage 2, and it lets the next writer at the queue only once
 //! it has the stage-2 turn ([`Handover`]). So at most one batch is in each
-//! stage, a batch is formed at the last moment it can still make the next
-//! stage-2 turn, and none is split into slivers by writers idling at the
-//! queue. Side by side (16 connections, 20,000 tickets, this machine): two
-//! writers in the pipeline against two free writers and one writer, in the
-//! README.
+//! stage, the next batch gathers what arrives while this one waits for its
+//! turn, and the queue is not split into slivers by writers idling at it
+//! (two free writers made batches of 5 where one writer made 8, and were
+//! slower than one). Side by side figures are in the README (Performance).
 
 use std::sync::Arc;
 
