@@ -136,10 +136,9 @@ impl WriteTx<'_> {
     }
 }
 
-/// A pool for the intake's PostgreSQL sessions. A connection is used without
-/// the round trip that tests it, unless it has lain idle for a second or more:
-/// under load none has, and after an outage the ones the database dropped
-/// meanwhile are found dead and replaced before a batch is put on them.
+/// The connection options of the intake's PostgreSQL sessions (see
+/// `intake_pg`): its session settings, and asynchronous commit for the
+/// number-allocation sessions.
 fn intake_options(url: &str, asynchronous: bool) -> StoreResult<PgConnectOptions> {
     let mut connect: PgConnectOptions = url
         .parse()
@@ -151,6 +150,13 @@ fn intake_options(url: &str, asynchronous: bool) -> StoreResult<PgConnectOptions
     Ok(connect)
 }
 
+/// A pool of the intake's PostgreSQL sessions, for registrations outside the
+/// intake writers (the demo, tests; the writers keep sessions of their own,
+/// see `pg_lanes`). A connection is used without the round trip that tests
+/// it, unless it has lain idle for a second or more: under load none has,
+/// and after an outage the ones the database dropped meanwhile are found dead
+/// and replaced before a batch is put on them. (sqlx still tests each one
+/// when it comes back to the pool.)
 async fn intake_pool(connect: PgConnectOptions, min: u32) -> StoreResult<PgPool> {
     PgPoolOptions::new()
         .max_connections(4)
