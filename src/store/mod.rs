@@ -165,7 +165,7 @@ async fn intake_pool(connect: PgConnectOptions, min: u32) -> StoreResult<PgPool>
         .test_before_acquire(false)
         .before_acquire(|conn, meta| {
             Box::pin(async move {
-                if meta.idle_for >= Duration::from_secs(1) {
+                if meta.idle_for >= pg_lanes::IDLE_CHECK {
                     sea_orm::sqlx::Connection::ping(conn).await?;
                 }
                 Ok(true)

@@ -28,8 +28,9 @@ use tokio::sync::Mutex;
 /// number); other callers use the pools.
 pub const MAX_LANES: usize = 8;
 
-/// A session lying idle this long is checked with a round trip before use.
-const IDLE_CHECK: Duration = Duration::from_secs(1);
+/// A session lying idle this long is checked with a round trip before use
+/// (here and in the intake pools).
+pub const IDLE_CHECK: Duration = Duration::from_secs(1);
 
 /// How long opening a session may take, as the pools' acquire timeout.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
