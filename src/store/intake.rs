@@ -31,7 +31,9 @@ struct Job {
 /// A writer's place in the intake pipeline while it registers a batch: the
 /// queue it took the batch from, held until it is its turn at stage 2, and
 /// the stage-2 turn (see the module comment). Outside a pipeline (the
-/// default) it holds nothing and stage 2 is entered without waiting.
+/// default) it holds nothing and stage 2 is entered without waiting. SQLite
+/// has no stage 2: a writer keeps the queue for its whole batch (there is
+/// one writer by default, and writers take the write lock in turn anyway).
 #[derive(Default)]
 pub struct Handover {
     queue: Option<OwnedMutexGuard<mpsc::Receiver<Job>>>,
@@ -94,7 +96,7 @@ impl Intake {
                     let (appeals, replies): (Vec<_>, Vec<_>) =
                         batch.into_iter().map(|j| (j.appeal, j.reply)).unzip();
                     let results = store
-                        .create_tickets_piped(
+                        .create_tickets_on(
                             &appeals,
                             crate::store::now(),
                             writer as i16 + 1,

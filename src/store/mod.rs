@@ -157,10 +157,9 @@ fn intake_options(url: &str, asynchronous: bool) -> StoreResult<PgConnectOptions
 /// and after an outage the ones the database dropped meanwhile are found dead
 /// and replaced before a batch is put on them. (sqlx still tests each one
 /// when it comes back to the pool.)
-async fn intake_pool(connect: PgConnectOptions, min: u32) -> StoreResult<PgPool> {
+async fn intake_pool(connect: PgConnectOptions) -> StoreResult<PgPool> {
     PgPoolOptions::new()
         .max_connections(4)
-        .min_connections(min)
         .acquire_timeout(Duration::from_secs(10))
         .test_before_acquire(false)
         .before_acquire(|conn, meta| {
@@ -225,8 +224,8 @@ impl Store {
             // never used.
             let (alloc, intake) = (intake_options(url, true)?, intake_options(url, false)?);
             (
-                Some(intake_pool(alloc.clone(), 1).await?),
-                Some(intake_pool(intake.clone(), 0).await?),
+                Some(intake_pool(alloc.clone()).await?),
+                Some(intake_pool(intake.clone()).await?),
                 Some(Arc::new(pg_lanes::Lanes::new(alloc, intake))),
             )
         } else {

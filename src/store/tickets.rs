@@ -336,25 +336,16 @@ impl Store {
         items: &[NewAppeal],
         now: DateTime<Utc>,
     ) -> Vec<StoreResult<Created>> {
-        self.create_tickets_on(items, now, 0).await
-    }
-
-    /// As [`Store::create_tickets`], adding the intake figures to rollup
-    /// shard `shard`: each intake writer has its own, so concurrent batches
-    /// never wait on one another's rollup rows.
-    pub async fn create_tickets_on(
-        &self,
-        items: &[NewAppeal],
-        now: DateTime<Utc>,
-        shard: i16,
-    ) -> Vec<StoreResult<Created>> {
-        self.create_tickets_piped(items, now, shard, &mut Handover::default())
+        self.create_tickets_on(items, now, 0, &mut Handover::default())
             .await
     }
 
-    /// As [`Store::create_tickets_on`], for an intake writer in a pipeline
-    /// (see [`Handover`]).
-    pub async fn create_tickets_piped(
+    /// As [`Store::create_tickets`], for an intake writer: the intake figures
+    /// go to rollup shard `shard` (each writer has its own, so concurrent
+    /// batches never wait on one another's rollup rows; on PostgreSQL it
+    /// also picks the writer's own sessions), and `handover` is the writer's
+    /// place in the pipeline (see [`Handover`]).
+    pub async fn create_tickets_on(
         &self,
         items: &[NewAppeal],
         now: DateTime<Utc>,
